@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# One-time, idempotent, project-local setup: everything below lives inside the checkout and is ignored
+# by git (.venv/, .tools/, .cache/). A second run only checks and takes a few seconds.
+#   .venv/            Python venv: the torch==2.13.0 wheel (libtorch for tch 0.26), nbconvert, jupyterlab
+#   .venv/torch       stable link to the wheel's torch folder (LIBTORCH), whatever the Python version
+#   .tools/bin/       evcxr_jupyter 0.22.0, the Rust Jupyter kernel
+#   .venv/share/jupyter/kernels/rust   the kernel registered inside the venv, not in your home
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+TORCH_VERSION=2.13.0
+CUDA_RUNTIME=nvidia-cuda-runtime==13.0.96
+CUDA_CUPTI=nvidia-cuda-cupti==13.0.85
+EVCXR_VERSION=0.22.0
+NBCONVERT=nbconvert==7.17.2
+JUPYTERLAB=jupyterlab==4.6.6
+
+say() { echo "setup: $*"; }
+die() { echo "setup: ERROR: $*" >&2; exit 1; }
+
+# --- prerequisites ---------------------------------------------------------------------------------
+command -v cargo >/dev/null 2>&1 || die "cargo not found. Install Rust (https://rustup.rs), open a new shell, run again."
+command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 \
+  || die "no C/C++ compiler: torch-sys builds a C++ wrapper. Debian/Ubuntu: apt-get install build-essential"
+command -v python3 >/dev/null 2>&1 || die "python3 not found. Debian/Ubuntu: apt-get install python3 python3-venv"
+
+# --- the venv ----------------------------------------------------------------------------------------
+if [ ! -x .venv/bin/python ]; then
+  say "creating the Python venv in .venv"
+  if ! python3 -m venv .venv 2>/tmp/cnn-explain-venv.$$.log; then
+    cat /tmp/cnn-explain-venv.$$.log >&2 || true
+    rm -rf .venv
+    die "'python3 -m venv' failed: the venv module is missing. Debian/Ubuntu: apt-get install python3-venv (or python3.X-venv for your Python), then run again."
+  fi
+  .venv/bin/python -m pip install -q --upgrade pip
+fi
+PY=.venv/bin/python
+pkg_version() { "$PY" -c "import importlib.metadata as m, sys
+try: print(m.version(sys.argv[1]))
+except m.PackageNotFoundError: print('')" "$1"; }
+
+# --- libtorch from the torch wheel --------------------------------------------------------------------
+gpu=0
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then gpu=1; fi
+want_flavour=cpu; [ "$gpu" = 1 ] && want_flavour=cuda
+have_torch="$(pkg_version torch)"
+have_flavour="$(cat .venv/.torch-flavour 2>/dev/null || echo none)"
+if [ "$have_torch" != "$TORCH_VERSION" ] || { [ "$want_flavour" = cuda ] && [ "$have_flavour" != cuda ]; }; then
+  if [ -n "$have_torch" ] && [ "$have_torch" != "$TORCH_VERSION" ]; then
+    say "the venv has torch $have_torch, but tch 0.26 needs exactly torch $TORCH_VERSION: replacing it"
+  fi
+  if [ "$want_flavour" = cuda ]; then
+    say "NVIDIA GPU found: installing the full torch==$TORCH_VERSION wheel with CUDA (about 4.7 GB)"
+    "$PY" -m pip install -q "torch==$TORCH_VERSION"
+  else
+    say "installing libtorch for CPU: torch==$TORCH_VERSION without its CUDA dependencies (about 1.3 GB)"
+    "$PY" -m pip install -q --no-deps "torch==$TORCH_VERSION" "$CUDA_RUNTIME" "$CUDA_CUPTI"
+  fi
+  echo "$want_flavour" > .venv/.torch-flavour
+  # A different libtorch under the same path: make torch-sys rebuild against it.
+  rm -rf target/debug/build/torch-sys-* target/release/build/torch-sys-* 2>/dev/null || true
+fi
+site="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+[ -f "$site/torch/lib/libtorch_cpu.so" ] || die "$site/torch/lib/libtorch_cpu.so is missing: the torch wheel is broken. Remove .venv and run again."
+ln -sfn "$site/torch" .venv/torch
+
+# --- Jupyter: nbconvert for headless runs, JupyterLab for interactive use ----------------------------------
+if [ -z "$(pkg_version nbconvert)" ] || [ -z "$(pkg_version jupyterlab)" ]; then
+  say "installing $NBCONVERT $JUPYTERLAB"
+  "$PY" -m pip install -q "$NBCONVERT" "$JUPYTERLAB"
+fi
+
+# --- the evcxr Jupyter kernel -------------------------------------------------------------------------
+EVCXR=.tools/bin/evcxr_jupyter
+have_evcxr="$("$EVCXR" --version 2>/dev/null | awk '{print $NF}' || true)"
+if [ "$have_evcxr" != "$EVCXR_VERSION" ]; then
+  say "building evcxr_jupyter $EVCXR_VERSION into .tools (cargo install --locked; about 10 minutes, once)"
+  cargo install --quiet --locked evcxr_jupyter --version "$EVCXR_VERSION" --root .tools \
+    || die "cargo install evcxr_jupyter failed (see above). It needs a C compiler and network access to crates.io."
+fi
+
+# The kernel, registered inside the venv with the environment it needs: evcxr builds cells in its own
+# folder, so .cargo/config.toml does not reach it, and it loads compiled cells into its own process,
+# so libtorch must be on LD_LIBRARY_PATH.
+source scripts/env.sh
+mkdir -p .tools/evcxr-config .cache
+kdir=.venv/share/jupyter/kernels/rust
+mkdir -p "$kdir"
+"$PY" - "$ROOT" "$kdir/kernel.json" <<'PY'
+import json, os, sys
+root, out = sys.argv[1], sys.argv[2]
+env = {k: os.environ[k] for k in ["LIBTORCH", "LD_LIBRARY_PATH", "PATH", "EVCXR_CONFIG_DIR", "OMP_WAIT_POLICY"]}
+env["XDG_CACHE_HOME"] = os.path.join(root, ".cache")
+spec = {
+    "argv": [os.path.join(root, ".tools/bin/evcxr_jupyter"), "--control_file", "{connection_file}"],
+    "display_name": "Rust (cnn-explain)",
+    "language": "rust",
+    "interrupt_mode": "message",
+    "env": env,
+}
+tmp = out + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(spec, f, indent=2)
+os.replace(tmp, out)
+PY
+# evcxr's startup commands: cache compiled dependencies (inside .cache via XDG_CACHE_HOME).
+cat > .tools/evcxr-config/init.evcxr.tmp <<'EVCXR'
+:cache 8000
+EVCXR
+mv .tools/evcxr-config/init.evcxr.tmp .tools/evcxr-config/init.evcxr
+"$PY" -m jupyter kernelspec list 2>/dev/null | grep -q "$ROOT/.venv/share/jupyter/kernels/rust" \
+  || die "the rust kernel is not visible to the venv's Jupyter (expected in $kdir)"
+say "ready: torch $TORCH_VERSION ($want_flavour), evcxr_jupyter $EVCXR_VERSION, kernel 'rust' in .venv"

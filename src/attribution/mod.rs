@@ -1,0 +1,92 @@
+//! Attribution: which parts of an input made the model output what it did.
+//!
+//! Every method implements one trait, [`Attribution`], with Captum's convention: an input batch
+//! `[N, C, H, W]` and a [`Target`] go in, a map comes out, `[N, C, H, W]` for gradient methods and
+//! `[N, 1, H, W]` for CAM, occlusion and LIME. The trait is object-safe, so methods can be compared
+//! from a `Vec<Box<dyn Attribution>>`.
+
+use crate::models::Model;
+use crate::{Error, Result};
+use tch::{Kind, Tensor};
+
+/// Which class each sample's map explains.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Target {
+    /// The class the model predicts for each sample (arg-max of the logits).
+    #[default]
+    Predicted,
+    /// One class for every sample.
+    Class(i64),
+    /// One class per sample, in batch order.
+    PerSample(Vec<i64>),
+}
+
+impl Target {
+    /// The class index of every sample, `[N]` int64 on the model's device, checked against the
+    /// model's number of classes. `logits` `[N, K]` is used for [`Target::Predicted`].
+    pub fn resolve(&self, model: &dyn Model, logits: &Tensor) -> Result<Tensor> {
+        let size = logits.size();
+        if size.len() != 2 {
+            return Err(Error::shape("logits", "[N, num_classes]", &size));
+        }
+        let (n, k) = (size[0], model.num_classes());
+        let check = |c: i64| {
+            if (0..k).contains(&c) {
+                Ok(c)
+            } else {
+                Err(Error::ClassOutOfRange {
+                    index: c,
+                    num_classes: k,
+                })
+            }
+        };
+        let classes = match self {
+            Target::Predicted => return Ok(logits.argmax(1, false)),
+            Target::Class(c) => vec![check(*c)?; n as usize],
+            Target::PerSample(cs) => {
+                if cs.len() as i64 != n {
+                    return Err(Error::invalid(
+                        "target",
+                        format!(
+                            "Target::PerSample has {} classes for a batch of {n} samples",
+                            cs.len()
+                        ),
+                    ));
+                }
+                cs.iter().map(|&c| check(c)).collect::<Result<Vec<_>>>()?
+            }
+        };
+        Ok(Tensor::from_slice(&classes).to_device(logits.device()))
+    }
+}
+
+/// One explanation method.
+pub trait Attribution {
+    /// Attribution of `input` `[N, C, H, W]` for `target`: `[N, C, H, W]` (gradient methods) or
+    /// `[N, 1, H, W]` (CAM, occlusion, LIME).
+    fn attribute(&self, model: &dyn Model, input: &Tensor, target: &Target) -> Result<Tensor>;
+    /// A short human-readable name with the main settings, for figure titles and tables.
+    fn name(&self) -> String;
+}
+
+/// The logit of each sample's class: `logits` `[N, K]`, `classes` `[N]` -> `[N]`.
+pub fn select_scores(logits: &Tensor, classes: &Tensor) -> Tensor {
+    logits.gather(1, &classes.unsqueeze(1), false).squeeze_dim(1)
+}
+
+/// Checks a count argument (steps, samples, batch size) is at least 1.
+#[allow(dead_code)] // used by the attribution methods
+pub(crate) fn check_positive(name: &str, value: usize) -> Result<()> {
+    if value == 0 {
+        Err(Error::invalid(name, "must be at least 1"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A float copy of `input` on the model's device, after the model's input checks.
+#[allow(dead_code)] // used by the attribution methods
+pub(crate) fn prepare_input(model: &dyn Model, input: &Tensor) -> Result<Tensor> {
+    model.check_input(input)?;
+    Ok(input.to_device(model.device()).to_kind(Kind::Float).detach())
+}

@@ -1,0 +1,98 @@
+//! Models whose layers can be reached by name.
+//!
+//! tch has no forward hooks, so every model here is a chain of named stages ([`Staged`]). Cutting
+//! the chain at a stage gives the activation there ([`Model::forward_to`]) and lets the rest of the
+//! network run from a tensor that is a leaf of the autograd graph ([`Model::forward_from`]): that is
+//! all CAM methods need, and the backward pass stops at the cut for free.
+//!
+//! Stage and parameter names follow torchvision's (`conv1`, `bn1`, `layer1.0.conv1`, `fc`, ...), so
+//! torchvision weights converted to safetensors load by name.
+
+mod staged;
+
+pub use staged::{Stage, Staged};
+
+use crate::{Error, Result};
+use tch::{Device, Kind, Tensor};
+
+/// A classifier whose intermediate layers can be reached by name.
+///
+/// `forward_to` and `forward_from` run the model in evaluation mode (batch norm uses its running
+/// statistics, dropout is off); training uses [`tch::nn::ModuleT::forward_t`] with `train = true`.
+pub trait Model: tch::nn::ModuleT {
+    /// Layer names in input-to-output order. Nested stages appear as `parent.child`.
+    fn layers(&self) -> Vec<String>;
+    /// The activation at the output of `layer` for input `xs` `[N, C, H, W]`.
+    fn forward_to(&self, xs: &Tensor, layer: &str) -> Result<Tensor>;
+    /// Runs the layers after `layer` on `act` (an activation taken at `layer`) and returns the logits
+    /// `[N, num_classes]`.
+    fn forward_from(&self, act: &Tensor, layer: &str) -> Result<Tensor>;
+    /// Number of input channels the model expects (3 for RGB).
+    fn input_channels(&self) -> i64;
+    /// Number of classes, the width of the logits.
+    fn num_classes(&self) -> i64;
+    /// Smallest height and width the model accepts (its downsampling must not reach zero).
+    fn min_input_size(&self) -> i64 {
+        1
+    }
+    /// The device the model's parameters live on.
+    fn device(&self) -> Device;
+
+    /// Checks that `xs` is a float batch `[N, C, H, W]` this model accepts.
+    fn check_input(&self, xs: &Tensor) -> Result<()> {
+        let size = xs.size();
+        let c = self.input_channels();
+        let expected = format!(
+            "a float tensor [N, {c}, H, W] with H, W >= {}",
+            self.min_input_size()
+        );
+        if size.len() != 4 {
+            return Err(Error::shape("input", expected, &size));
+        }
+        if size[0] == 0 {
+            return Err(Error::shape("input", format!("{expected} and N >= 1"), &size));
+        }
+        if size[1] != c {
+            let hint = if size[1] == 1 && c == 3 {
+                " (a grayscale batch: repeat the channel with `xs.repeat([1, 3, 1, 1])` or load it as RGB)"
+            } else if size[1] == 4 && c == 3 {
+                " (an RGBA batch: drop the alpha channel with `xs.narrow(1, 0, 3)`)"
+            } else {
+                ""
+            };
+            return Err(Error::shape("input", format!("{expected}{hint}"), &size));
+        }
+        if size[2] < self.min_input_size() || size[3] < self.min_input_size() {
+            return Err(Error::shape("input", expected, &size));
+        }
+        if !matches!(
+            xs.kind(),
+            Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16
+        ) {
+            return Err(Error::invalid(
+                "input",
+                format!("expected a float tensor, got {:?}", xs.kind()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Logits `[N, num_classes]` of `xs` in evaluation mode, after checking the input.
+    fn logits(&self, xs: &Tensor) -> Result<Tensor> {
+        self.check_input(xs)?;
+        Ok(self.forward_t(xs, false))
+    }
+
+    /// Checks that `layer` is one of [`Model::layers`].
+    fn check_layer(&self, layer: &str) -> Result<()> {
+        let layers = self.layers();
+        if layers.iter().any(|l| l == layer) {
+            Ok(())
+        } else {
+            Err(Error::UnknownLayer {
+                name: layer.to_string(),
+                valid: layers,
+            })
+        }
+    }
+}

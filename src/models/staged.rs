@@ -1,0 +1,296 @@
+//! A chain of named stages, the representation every model of the zoo uses.
+
+use super::Model;
+use crate::{Error, Result};
+use tch::nn::ModuleT;
+use tch::{Device, Tensor};
+
+/// One named step of a [`Staged`] model: a module, or a nested chain whose children are reachable as
+/// `name.child`.
+#[derive(Debug)]
+pub enum Stage {
+    /// A module run as a whole.
+    Leaf(Box<dyn ModuleT>),
+    /// A nested chain (a ResNet `layer4` with blocks `0`, `1`, ...).
+    Nested(Staged),
+}
+
+/// A model as a chain of named stages.
+///
+/// ```
+/// use cnn_explain::models::{Model, Staged};
+/// use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
+///
+/// let vs = nn::VarStore::new(Device::Cpu);
+/// let root = vs.root();
+/// let model = Staged::new(3, 2, Device::Cpu)
+///     .leaf("conv", nn::conv2d(&root / "conv", 3, 4, 3, Default::default()))
+///     .leaf("relu", nn::func(|xs| xs.relu()))
+///     .leaf("pool", nn::func(|xs| xs.adaptive_avg_pool2d([1, 1]).flatten(1, -1)))
+///     .leaf("fc", nn::linear(&root / "fc", 4, 2, Default::default()));
+/// assert_eq!(model.layers(), ["conv", "relu", "pool", "fc"]);
+///
+/// let xs = Tensor::rand([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+/// let act = model.forward_to(&xs, "relu")?;
+/// assert_eq!(act.size(), [1, 4, 6, 6]);
+/// let logits = model.forward_from(&act, "relu")?;
+/// assert!(logits.allclose(&model.forward_t(&xs, false), 1e-6, 1e-6, false));
+/// # Ok::<(), cnn_explain::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Staged {
+    stages: Vec<(String, Stage)>,
+    input_channels: i64,
+    num_classes: i64,
+    min_input_size: i64,
+    device: Device,
+}
+
+impl Staged {
+    /// An empty chain for inputs with `input_channels` channels and `num_classes` outputs.
+    pub fn new(input_channels: i64, num_classes: i64, device: Device) -> Self {
+        Staged {
+            stages: Vec::new(),
+            input_channels,
+            num_classes,
+            min_input_size: 1,
+            device,
+        }
+    }
+
+    /// Appends a module as stage `name`.
+    pub fn leaf(mut self, name: &str, module: impl ModuleT + 'static) -> Self {
+        self.stages
+            .push((name.to_string(), Stage::Leaf(Box::new(module))));
+        self
+    }
+
+    /// Appends a nested chain as stage `name`; its stages are reachable as `name.child`.
+    pub fn nested(mut self, name: &str, inner: Staged) -> Self {
+        self.stages.push((name.to_string(), Stage::Nested(inner)));
+        self
+    }
+
+    /// Sets the smallest input height and width the model accepts.
+    pub fn with_min_input_size(mut self, size: i64) -> Self {
+        self.min_input_size = size;
+        self
+    }
+
+    /// The top-level stage names.
+    pub fn stage_names(&self) -> Vec<String> {
+        self.stages.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Replaces the module of top-level stage `name` (for example a new classification head) and
+    /// sets the number of classes to `num_classes`.
+    pub fn replace(&mut self, name: &str, module: impl ModuleT + 'static, num_classes: i64) -> Result<()> {
+        let valid = self.stage_names();
+        let slot = self.stages.iter_mut().find(|(n, _)| n == name);
+        match slot {
+            Some((_, stage)) => {
+                *stage = Stage::Leaf(Box::new(module));
+                self.num_classes = num_classes;
+                Ok(())
+            }
+            None => Err(Error::UnknownLayer {
+                name: name.to_string(),
+                valid,
+            }),
+        }
+    }
+
+    fn collect_layers(&self, prefix: &str, out: &mut Vec<String>) {
+        for (name, stage) in &self.stages {
+            let full = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            if let Stage::Nested(inner) = stage {
+                inner.collect_layers(&full, out);
+            }
+            out.push(full);
+        }
+    }
+
+    /// Runs the chain from `xs`. `start`: skip stages up to and including this path; `stop`: return
+    /// as soon as this path has run. Paths are split on '.'. Returns `(output, reached_stop,
+    /// passed_start)`.
+    fn run(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        start: Option<&[&str]>,
+        stop: Option<&[&str]>,
+    ) -> (Tensor, bool, bool) {
+        let mut x = xs.shallow_clone();
+        let mut started = start.is_none();
+        for (name, stage) in &self.stages {
+            let start_here = match start {
+                Some(p) if !started && p[0] == name => Some(&p[1..]),
+                _ => None,
+            };
+            let stop_here = match stop {
+                Some(p) if p[0] == name => Some(&p[1..]),
+                _ => None,
+            };
+            if !started && start_here.is_none() {
+                continue;
+            }
+            match stage {
+                Stage::Leaf(m) => {
+                    if started {
+                        x = m.forward_t(&x, train);
+                    } else {
+                        // `start` names this leaf: its output is the activation we were given.
+                        started = true;
+                    }
+                }
+                Stage::Nested(inner) => {
+                    let inner_start = start_here.filter(|p| !p.is_empty());
+                    let inner_stop = stop_here.filter(|p| !p.is_empty());
+                    if start_here.is_some() && inner_start.is_none() {
+                        // Started exactly at the nested stage's output.
+                        started = true;
+                    } else {
+                        let (y, reached, passed) = inner.run(&x, train, inner_start, inner_stop);
+                        x = y;
+                        started = started || passed;
+                        if reached && inner_stop.is_some() {
+                            return (x, true, started);
+                        }
+                    }
+                }
+            }
+            if started && stop_here.is_some_and(|p| p.is_empty()) {
+                return (x, true, started);
+            }
+        }
+        (x, false, started)
+    }
+
+    fn split(layer: &str) -> Vec<&str> {
+        layer.split('.').collect()
+    }
+}
+
+impl ModuleT for Staged {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.run(xs, train, None, None).0
+    }
+}
+
+impl Model for Staged {
+    fn layers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.collect_layers("", &mut out);
+        out
+    }
+
+    fn forward_to(&self, xs: &Tensor, layer: &str) -> Result<Tensor> {
+        self.check_layer(layer)?;
+        self.check_input(xs)?;
+        let path = Self::split(layer);
+        let (act, reached, _) = self.run(xs, false, None, Some(&path));
+        debug_assert!(reached);
+        Ok(act)
+    }
+
+    fn forward_from(&self, act: &Tensor, layer: &str) -> Result<Tensor> {
+        self.check_layer(layer)?;
+        if act.dim() == 0 || act.size()[0] == 0 {
+            return Err(Error::shape(
+                "activation",
+                format!("a batch taken at layer `{layer}`"),
+                &act.size(),
+            ));
+        }
+        let path = Self::split(layer);
+        let (out, _, _) = self.run(act, false, Some(&path), None);
+        Ok(out)
+    }
+
+    fn input_channels(&self) -> i64 {
+        self.input_channels
+    }
+
+    fn num_classes(&self) -> i64 {
+        self.num_classes
+    }
+
+    fn min_input_size(&self) -> i64 {
+        self.min_input_size
+    }
+
+    fn device(&self) -> Device {
+        self.device
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{nn, Kind};
+
+    fn scale(k: f64) -> impl ModuleT {
+        nn::func_t(move |xs, _| xs * k)
+    }
+
+    fn nested_model() -> Staged {
+        let block = Staged::new(1, 1, Device::Cpu)
+            .leaf("0", scale(2.0))
+            .leaf("1", scale(3.0));
+        Staged::new(1, 1, Device::Cpu)
+            .leaf("a", scale(5.0))
+            .nested("layer", block)
+            .leaf("fc", scale(7.0))
+    }
+
+    #[test]
+    fn nested_layers_are_listed_children_first() {
+        assert_eq!(
+            nested_model().layers(),
+            ["a", "layer.0", "layer.1", "layer", "fc"]
+        );
+    }
+
+    #[test]
+    fn cutting_anywhere_composes_to_the_full_forward() {
+        let m = nested_model();
+        let xs = Tensor::ones([1, 1, 1, 1], (Kind::Float, Device::Cpu));
+        let expect = [
+            ("a", 5.0),
+            ("layer.0", 10.0),
+            ("layer.1", 30.0),
+            ("layer", 30.0),
+            ("fc", 210.0),
+        ];
+        for (layer, v) in expect {
+            let act = m.forward_to(&xs, layer).unwrap();
+            assert_eq!(act.double_value(&[0, 0, 0, 0]), v, "forward_to {layer}");
+            let out = m.forward_from(&act, layer).unwrap();
+            assert_eq!(out.double_value(&[0, 0, 0, 0]), 210.0, "forward_from {layer}");
+        }
+    }
+
+    #[test]
+    fn unknown_layer_lists_valid_names() {
+        let m = nested_model();
+        let xs = Tensor::ones([1, 1, 1, 1], (Kind::Float, Device::Cpu));
+        let err = m.forward_to(&xs, "layer.7").unwrap_err().to_string();
+        assert!(
+            err.contains("layer.7") && err.contains("layer.0, layer.1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_input_is_an_error_not_a_panic() {
+        let m = nested_model();
+        let bad = Tensor::ones([1, 3, 4, 4], (Kind::Float, Device::Cpu));
+        assert!(matches!(m.forward_to(&bad, "a"), Err(Error::Shape { .. })));
+        let bad = Tensor::ones([4, 4], (Kind::Float, Device::Cpu));
+        assert!(matches!(m.logits(&bad), Err(Error::Shape { .. })));
+    }
+}
