@@ -72,8 +72,8 @@ fi
 
 # --- the evcxr Jupyter kernel -------------------------------------------------------------------------
 EVCXR=.tools/bin/evcxr_jupyter
-have_evcxr="$("$EVCXR" --version 2>/dev/null | awk '{print $NF}' || true)"
-if [ "$have_evcxr" != "$EVCXR_VERSION" ]; then
+# evcxr_jupyter has no --version: cargo's install record says which version sits in .tools.
+if [ ! -x "$EVCXR" ] || ! grep -q "^\"evcxr_jupyter $EVCXR_VERSION " .tools/.crates.toml 2>/dev/null; then
   say "building evcxr_jupyter $EVCXR_VERSION into .tools (cargo install --locked; about 10 minutes, once)"
   cargo install --quiet --locked evcxr_jupyter --version "$EVCXR_VERSION" --root .tools \
     || die "cargo install evcxr_jupyter failed (see above). It needs a C compiler and network access to crates.io."
@@ -85,23 +85,28 @@ fi
 source scripts/env.sh
 mkdir -p .tools/evcxr-config .cache
 kdir=.venv/share/jupyter/kernels/rust
-mkdir -p "$kdir"
+if [ ! -f "$kdir/version.txt" ] || ! grep -q '"LIBTORCH"' "$kdir/kernel.json" 2>/dev/null \
+    || ! grep -q "\"$ROOT/.tools/bin/evcxr_jupyter\"" "$kdir/kernel.json" 2>/dev/null; then
+  say "registering the evcxr kernel inside the venv ($kdir)"
+  JUPYTER_PATH="$ROOT/.venv/share/jupyter" .tools/bin/evcxr_jupyter --install > /dev/null \
+    || die "evcxr_jupyter --install failed"
+fi
+# Add the environment the kernel needs to the spec evcxr wrote (rewritten atomically every run, so a
+# moved checkout or a new cargo location is picked up).
 "$PY" - "$ROOT" "$kdir/kernel.json" <<'PY'
 import json, os, sys
-root, out = sys.argv[1], sys.argv[2]
+root, path = sys.argv[1], sys.argv[2]
+with open(path) as f:
+    spec = json.load(f)
 env = {k: os.environ[k] for k in ["LIBTORCH", "LD_LIBRARY_PATH", "PATH", "EVCXR_CONFIG_DIR", "OMP_WAIT_POLICY"]}
 env["XDG_CACHE_HOME"] = os.path.join(root, ".cache")
-spec = {
-    "argv": [os.path.join(root, ".tools/bin/evcxr_jupyter"), "--control_file", "{connection_file}"],
-    "display_name": "Rust (cnn-explain)",
-    "language": "rust",
-    "interrupt_mode": "message",
-    "env": env,
-}
-tmp = out + ".tmp"
+spec["env"] = env
+spec["display_name"] = "Rust (cnn-explain)"
+spec["argv"][0] = os.path.join(root, ".tools/bin/evcxr_jupyter")
+tmp = path + ".tmp"
 with open(tmp, "w") as f:
     json.dump(spec, f, indent=2)
-os.replace(tmp, out)
+os.replace(tmp, path)
 PY
 # evcxr's startup commands: cache compiled dependencies (inside .cache via XDG_CACHE_HOME).
 cat > .tools/evcxr-config/init.evcxr.tmp <<'EVCXR'

@@ -11,7 +11,7 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
 step "cargo test (unit, integration and doctests)"
-cargo test --all-targets --quiet
+cargo test --lib --bins --tests --examples --quiet
 cargo test --doc --quiet
 step "notebooks in quick mode"
 scripts/run-notebooks.sh --quick

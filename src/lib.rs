@@ -29,6 +29,7 @@ pub mod data;
 mod error;
 pub mod io;
 pub mod models;
+pub mod notebook;
 pub mod rng;
 pub mod viz;
 
