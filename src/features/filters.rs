@@ -141,7 +141,7 @@ fn tiles(name: String, weights: &Tensor, scale: FilterScale) -> Result<FilterTil
             &size,
         ));
     }
-    if size.iter().any(|&s| s == 0) {
+    if size.contains(&0) {
         return Err(Error::shape(what, "a non-empty [out, 3, kh, kw]", &size));
     }
     let w = tch::no_grad(|| weights.detach().to_device(Device::Cpu).to_kind(Kind::Float));
