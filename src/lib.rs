@@ -27,6 +27,7 @@
 pub mod attribution;
 pub mod data;
 mod error;
+pub mod features;
 pub mod io;
 pub mod models;
 pub mod notebook;
