@@ -185,6 +185,17 @@ impl Clone for Baseline {
 
 impl Baseline {
     /// The baseline for `input` `[N, C, H, W]` (a float tensor): `[N, C, H, W]`, same device and kind.
+    ///
+    /// ```
+    /// use cnn_explain::attribution::gradient::Baseline;
+    /// use tch::{Device, Kind, Tensor};
+    /// let xs = Tensor::ones([2, 3, 4, 4], (Kind::Float, Device::Cpu));
+    /// let shared = Tensor::full([3, 4, 4], 0.5, (Kind::Float, Device::Cpu));
+    /// let b = Baseline::Tensor(shared).build(&xs)?;
+    /// assert_eq!(b.size(), [2, 3, 4, 4]);
+    /// assert!(Baseline::Tensor(Tensor::ones([5], (Kind::Float, Device::Cpu))).build(&xs).is_err());
+    /// # Ok::<(), cnn_explain::Error>(())
+    /// ```
     pub fn build(&self, input: &Tensor) -> Result<Tensor> {
         let size = input.size();
         if size.len() != 4 {
@@ -309,6 +320,14 @@ pub enum Quadrature {
 
 impl Quadrature {
     /// The points `alpha_k` in `[0, 1]` and weights `w_k` (adding up to 1) for `steps` steps.
+    ///
+    /// ```
+    /// use cnn_explain::attribution::gradient::Quadrature;
+    /// let (alphas, weights) = Quadrature::GaussLegendre.nodes(1)?;
+    /// assert_eq!((alphas, weights), (vec![0.5], vec![1.0]));
+    /// assert!(Quadrature::RiemannLeft.nodes(0).is_err());
+    /// # Ok::<(), cnn_explain::Error>(())
+    /// ```
     pub fn nodes(&self, steps: usize) -> Result<(Vec<f64>, Vec<f64>)> {
         check_positive("steps", steps)?;
         let n = steps as f64;
@@ -427,6 +446,23 @@ impl IntegratedGradients {
     /// The attributions `[N, C, H, W]` and the completeness delta `[N]`:
     /// `sum(attributions of sample i) - (F(x_i) - F(b_i))`, with `F` the target logit (computed in
     /// double precision). A delta large compared with `F(x) - F(b)` means more steps are needed.
+    ///
+    /// ```
+    /// use cnn_explain::attribution::gradient::{IntegratedGradients, Quadrature};
+    /// use cnn_explain::attribution::Target;
+    /// use cnn_explain::models::Staged;
+    /// use tch::{nn, Device, Kind, Tensor};
+    ///
+    /// // F(x) = sum(x^2) / 2 (one class): IG from 0 gives x^2 / 2, exactly with Gauss-Legendre.
+    /// let model = Staged::new(1, 1, Device::Cpu)
+    ///     .leaf("sq", nn::func(|xs| (xs * xs).flatten(1, -1).sum_dim_intlist(1, true, Kind::Float) / 2.0));
+    /// let xs = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([1, 1, 2, 2]);
+    /// let ig = IntegratedGradients { steps: 2, method: Quadrature::GaussLegendre, ..Default::default() };
+    /// let (map, delta) = ig.attribute_with_delta(&model, &xs, &Target::Class(0))?;
+    /// assert!(map.allclose(&(&xs * &xs / 2.0), 1e-6, 1e-6, false));
+    /// assert!(delta.double_value(&[0]).abs() < 1e-5);
+    /// # Ok::<(), cnn_explain::Error>(())
+    /// ```
     pub fn attribute_with_delta(
         &self,
         model: &dyn Model,
