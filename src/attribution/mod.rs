@@ -5,6 +5,12 @@
 //! `[N, 1, H, W]` for CAM, occlusion and LIME. The trait is object-safe, so methods can be compared
 //! from a `Vec<Box<dyn Attribution>>`.
 
+pub mod gradient;
+pub mod noise;
+
+pub use gradient::{Baseline, InputXGradient, IntegratedGradients, Quadrature, Saliency, SaliencyMode};
+pub use noise::{NoiseKind, NoiseTunnel};
+
 use crate::models::Model;
 use crate::{Error, Result};
 use tch::{Kind, Tensor};
@@ -67,6 +73,17 @@ pub trait Attribution {
     fn attribute(&self, model: &dyn Model, input: &Tensor, target: &Target) -> Result<Tensor>;
     /// A short human-readable name with the main settings, for figure titles and tables.
     fn name(&self) -> String;
+}
+
+/// A boxed method is a method, so wrappers such as [`NoiseTunnel`] take `Box<dyn Attribution>`.
+impl<T: Attribution + ?Sized> Attribution for Box<T> {
+    fn attribute(&self, model: &dyn Model, input: &Tensor, target: &Target) -> Result<Tensor> {
+        (**self).attribute(model, input, target)
+    }
+
+    fn name(&self) -> String {
+        (**self).name()
+    }
 }
 
 /// The logit of each sample's class: `logits` `[N, K]`, `classes` `[N]` -> `[N]`.
