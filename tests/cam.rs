@@ -229,7 +229,7 @@ fn score_cam_by_hand() {
     let mut is = IsCam::new("feat");
     is.weights.samples = 2;
     let g0 = ((0.5 + 1.5) * 7. / 3. / 2.) - 2.;
-    let g1 = ((0.5 + 1.5) * -1. / 2.) - 2.;
+    let g1 = -(0.5 + 1.5) / 2. - 2.;
     let (e0, e1) = (f64::exp(g0), f64::exp(g1));
     let (v0, v1) = ((e0 / (e0 + e1)) as f32, (e1 / (e0 + e1)) as f32);
     assert_close(
