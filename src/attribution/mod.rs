@@ -15,6 +15,8 @@ use crate::models::Model;
 use crate::{Error, Result};
 use tch::{Kind, Tensor};
 
+pub mod cam;
+
 /// Which class each sample's map explains.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Target {
