@@ -26,3 +26,27 @@ pub fn ensure_fonts() {
 pub(crate) fn plot_err<E: std::fmt::Display>(e: E) -> Error {
     Error::Plot(e.to_string())
 }
+
+/// Converts any plotters error into the crate's error (for drawing functions passed to
+/// [`Figure::new`]).
+pub fn plot_error<E: std::fmt::Display>(e: E) -> Error {
+    plot_err(e)
+}
+
+mod backend;
+pub mod charts;
+pub mod colormap;
+pub mod display;
+mod figure;
+pub mod grid;
+pub mod heatmap;
+
+pub use backend::{AnyBackend, AnyBackendError};
+pub use charts::{BarChart, BarColumn, LineChart, MatrixCells, MatrixChart, Series};
+pub use colormap::{category_color, Colormap};
+pub use display::{
+    encode_png, escape_html, html_table, show_html, show_image, show_png, show_tensor, Html, Png,
+};
+pub use figure::{Draw, Figure};
+pub use grid::ImageGrid;
+pub use heatmap::{blend, overlay, tensor_to_image, ChannelReduce, Normalization, Sign};
