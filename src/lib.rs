@@ -27,11 +27,13 @@
 pub mod attribution;
 pub mod data;
 mod error;
+pub mod eval;
 pub mod features;
 pub mod io;
 pub mod models;
 pub mod notebook;
 pub mod rng;
+pub mod train;
 pub mod viz;
 
 pub use error::{Error, Result};
@@ -47,7 +49,9 @@ pub mod prelude {
     pub use crate::attribution::{Attribution, Target};
     pub use crate::data::Dataset;
     pub use crate::default_device;
+    pub use crate::eval::{evaluate, ConfusionMatrix, Evaluation};
     pub use crate::models::{Model, Staged};
+    pub use crate::train::{fit, FitData, History, TrainConfig};
     pub use crate::{Error, Result};
     pub use tch::nn::ModuleT;
     pub use tch::{Device, Kind, Tensor};
