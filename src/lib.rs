@@ -30,6 +30,7 @@ mod error;
 pub mod io;
 pub mod models;
 pub mod rng;
+pub mod segmentation;
 pub mod viz;
 
 pub use error::{Error, Result};

@@ -5,6 +5,9 @@
 //! `[N, 1, H, W]` for CAM, occlusion and LIME. The trait is object-safe, so methods can be compared
 //! from a `Vec<Box<dyn Attribution>>`.
 
+pub mod lime;
+pub mod occlusion;
+
 use crate::models::Model;
 use crate::{Error, Result};
 use tch::{Kind, Tensor};
