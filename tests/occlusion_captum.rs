@@ -6,7 +6,10 @@ use cnn_explain::prelude::*;
 use std::collections::HashMap;
 
 fn fixture() -> HashMap<String, Tensor> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/captum_occlusion.safetensors");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/captum_occlusion.safetensors"
+    );
     Tensor::read_safetensors(path).unwrap().into_iter().collect()
 }
 

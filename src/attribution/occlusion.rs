@@ -161,57 +161,67 @@ impl Attribution for Occlusion {
         let windows: Vec<(i64, i64, i64, i64)> = ys
             .iter()
             .flat_map(|&y| {
-                xs_pos.iter().map(move |&x| {
-                    (y, (y + self.window.0).min(h), x, (x + self.window.1).min(w))
-                })
+                xs_pos
+                    .iter()
+                    .map(move |&x| (y, (y + self.window.0).min(h), x, (x + self.window.1).min(w)))
             })
             .collect();
-        // How many windows cover each pixel (at least 1 by the stride check).
-        let mut counts = vec![0f32; (h * w) as usize];
+        // Per pixel: how many windows cover it, and the sum of their drops (on the CPU; the
+        // windows are few and small next to the forward passes).
+        let mut counts = vec![0f64; (h * w) as usize];
         for &(y0, y1, x0, x1) in &windows {
             for y in y0..y1 {
-                for x in x0..x1 {
-                    counts[(y * w + x) as usize] += 1.0;
+                for v in &mut counts[(y * w + x0) as usize..(y * w + x1) as usize] {
+                    *v += 1.0;
                 }
             }
         }
-        let counts = Tensor::from_slice(&counts).view([1, h, w]).to_device(device);
 
         tch::no_grad(|| {
             let logits = eval_logits(model, &xs)?;
             let classes = target.resolve(model, &logits)?;
-            let orig = self.score.select(&logits, &classes);
+            let orig = Vec::<f64>::try_from(
+                self.score
+                    .select(&logits, &classes)
+                    .to_kind(Kind::Double)
+                    .to_device(tch::Device::Cpu),
+            )?;
             let mut maps = Vec::with_capacity(n as usize);
-            for i in 0..n {
-                let x = xs.get(i); // [C, H, W]
+            for (i, &orig_i) in orig.iter().enumerate() {
+                let x = xs.get(i as i64); // [C, H, W]
                 let base = match self.baseline {
                     OcclusionBaseline::Value(v) => Tensor::full([c, 1, 1], v, (Kind::Float, device)),
-                    OcclusionBaseline::ChannelMean => {
-                        x.mean_dim([1, 2].as_slice(), true, Kind::Float)
-                    }
+                    OcclusionBaseline::ChannelMean => x.mean_dim([1, 2].as_slice(), true, Kind::Float),
                 };
-                let cls = classes.get(i).view([1]);
-                let orig_i = orig.get(i);
-                let mut sum = Tensor::zeros([1, h, w], (Kind::Float, device));
+                let cls = classes.get(i as i64).view([1]);
+                let mut sum = vec![0f64; (h * w) as usize];
                 for chunk in windows.chunks(self.batch) {
                     let b = chunk.len() as i64;
-                    let mut m = vec![0f32; (b * h * w) as usize];
-                    for (k, &(y0, y1, x0, x1)) in chunk.iter().enumerate() {
-                        let off = k * (h * w) as usize;
+                    let pert = x.unsqueeze(0).repeat([b, 1, 1, 1]);
+                    for (j, &(y0, y1, x0, x1)) in chunk.iter().enumerate() {
+                        pert.get(j as i64)
+                            .narrow(1, y0, y1 - y0)
+                            .narrow(2, x0, x1 - x0)
+                            .copy_(&base);
+                    }
+                    let out = eval_logits(model, &pert)?;
+                    let scores = Vec::<f64>::try_from(
+                        self.score
+                            .select(&out, &cls.expand([b], false))
+                            .to_kind(Kind::Double)
+                            .to_device(tch::Device::Cpu),
+                    )?;
+                    for (&(y0, y1, x0, x1), s) in chunk.iter().zip(scores) {
+                        let drop = orig_i - s;
                         for y in y0..y1 {
-                            let row = off + (y * w) as usize;
-                            m[row + x0 as usize..row + x1 as usize].fill(1.0);
+                            for v in &mut sum[(y * w + x0) as usize..(y * w + x1) as usize] {
+                                *v += drop;
+                            }
                         }
                     }
-                    let m = Tensor::from_slice(&m).view([b, 1, h, w]).to_device(device);
-                    // x * (1 - m) + base * m
-                    let pert = &x.unsqueeze(0) + (&base.unsqueeze(0) - x.unsqueeze(0)) * &m;
-                    let out = eval_logits(model, &pert)?;
-                    let scores = self.score.select(&out, &cls.expand([b], false));
-                    let drop = (&orig_i - scores).view([b, 1, 1, 1]);
-                    sum += (drop * &m).sum_dim_intlist([0].as_slice(), false, Kind::Float);
                 }
-                maps.push(sum / &counts);
+                let avg: Vec<f32> = sum.iter().zip(&counts).map(|(s, n)| (s / n) as f32).collect();
+                maps.push(Tensor::from_slice(&avg).view([1, h, w]).to_device(device));
             }
             Ok(Tensor::stack(&maps, 0))
         })
@@ -279,7 +289,9 @@ mod tests {
     fn linear_model_drop_is_sum_of_w_times_x_over_the_window() {
         let wts = Tensor::arange(2 * 4 * 4, (Kind::Float, Device::Cpu)).view([2, 4, 4]) / 10.0 - 1.0;
         let model = linear_model(wts.shallow_clone());
-        let xs = Tensor::arange(2 * 4 * 4, (Kind::Float, Device::Cpu)).view([1, 2, 4, 4]).cos();
+        let xs = Tensor::arange(2 * 4 * 4, (Kind::Float, Device::Cpu))
+            .view([1, 2, 4, 4])
+            .cos();
         // Non-overlapping 2x2 windows: each pixel's attribution is its window's sum of w * x.
         let occ = Occlusion {
             window: (2, 2),
@@ -293,7 +305,11 @@ mod tests {
         for y in 0..4 {
             for x in 0..4 {
                 let (by, bx) = (y / 2 * 2, x / 2 * 2);
-                let expect = wx.narrow(0, by, 2).narrow(1, bx, 2).sum(Kind::Float).double_value(&[]);
+                let expect = wx
+                    .narrow(0, by, 2)
+                    .narrow(1, bx, 2)
+                    .sum(Kind::Float)
+                    .double_value(&[]);
                 let got = map.double_value(&[0, 0, y, x]);
                 assert!((got - expect).abs() < 1e-5, "({y},{x}): {got} vs {expect}");
             }
@@ -308,7 +324,12 @@ mod tests {
         };
         let map = occ.attribute(&model, &xs, &Target::Class(0)).unwrap();
         let wxb = (&wts * (xs.get(0) - 0.5)).sum_dim_intlist([0].as_slice(), false, Kind::Float);
-        let drop = |y: i64, x: i64| wxb.narrow(0, y, 2).narrow(1, x, 2).sum(Kind::Float).double_value(&[]);
+        let drop = |y: i64, x: i64| {
+            wxb.narrow(0, y, 2)
+                .narrow(1, x, 2)
+                .sum(Kind::Float)
+                .double_value(&[])
+        };
         assert!((map.double_value(&[0, 0, 0, 0]) - drop(0, 0)).abs() < 1e-5);
         // Pixel (1, 1) is covered by the 4 windows starting at (0..=1, 0..=1).
         let avg = (drop(0, 0) + drop(0, 1) + drop(1, 0) + drop(1, 1)) / 4.0;
@@ -334,7 +355,11 @@ mod tests {
         let map = occ.attribute(&model, &xs, &Target::Class(0)).unwrap();
         assert!(map.abs().max().double_value(&[]) < 1e-4);
         // A 1x1 window at pixel p drops sum_c (x_c(p) - mean_c).
-        let occ = Occlusion { window: (1, 1), stride: (1, 1), ..occ };
+        let occ = Occlusion {
+            window: (1, 1),
+            stride: (1, 1),
+            ..occ
+        };
         let map = occ.attribute(&model, &xs, &Target::Class(0)).unwrap();
         let means = xs.mean_dim([2, 3].as_slice(), true, Kind::Float);
         let expect = (&xs - means).sum_dim_intlist([1].as_slice(), true, Kind::Float);
@@ -345,8 +370,15 @@ mod tests {
     fn batched_equals_one_at_a_time() {
         let wts = Tensor::ones([1, 5, 5], (Kind::Float, Device::Cpu));
         let model = linear_model(wts);
-        let xs = Tensor::arange(25, (Kind::Float, Device::Cpu)).view([1, 1, 5, 5]).sin();
-        let mut occ = Occlusion { window: (2, 3), stride: (1, 2), score: Score::Probability, ..Default::default() };
+        let xs = Tensor::arange(25, (Kind::Float, Device::Cpu))
+            .view([1, 1, 5, 5])
+            .sin();
+        let mut occ = Occlusion {
+            window: (2, 3),
+            stride: (1, 2),
+            score: Score::Probability,
+            ..Default::default()
+        };
         occ.batch = 1;
         let a = occ.attribute(&model, &xs, &Target::Predicted).unwrap();
         occ.batch = 100;
@@ -361,12 +393,36 @@ mod tests {
         let xs = Tensor::ones([1, 1, 4, 4], (Kind::Float, Device::Cpu));
         let t = Target::Class(0);
         let e = |occ: Occlusion| occ.attribute(&model, &xs, &t).unwrap_err().to_string();
-        let ok = Occlusion { window: (2, 2), stride: (1, 1), ..Default::default() };
-        assert!(e(Occlusion { window: (5, 2), ..ok.clone() }).contains("window height 5"));
-        assert!(e(Occlusion { window: (2, 0), ..ok.clone() }).contains("window width 0"));
-        assert!(e(Occlusion { stride: (3, 1), ..ok.clone() }).contains("stride height 3"));
-        assert!(e(Occlusion { stride: (1, 0), ..ok.clone() }).contains("stride width 0"));
-        assert!(e(Occlusion { batch: 0, ..ok.clone() }).contains("batch"));
+        let ok = Occlusion {
+            window: (2, 2),
+            stride: (1, 1),
+            ..Default::default()
+        };
+        assert!(e(Occlusion {
+            window: (5, 2),
+            ..ok.clone()
+        })
+        .contains("window height 5"));
+        assert!(e(Occlusion {
+            window: (2, 0),
+            ..ok.clone()
+        })
+        .contains("window width 0"));
+        assert!(e(Occlusion {
+            stride: (3, 1),
+            ..ok.clone()
+        })
+        .contains("stride height 3"));
+        assert!(e(Occlusion {
+            stride: (1, 0),
+            ..ok.clone()
+        })
+        .contains("stride width 0"));
+        assert!(e(Occlusion {
+            batch: 0,
+            ..ok.clone()
+        })
+        .contains("batch"));
         assert!(ok.attribute(&model, &xs, &Target::Class(2)).is_err());
         let bad = Tensor::ones([1, 3, 4, 4], (Kind::Float, Device::Cpu));
         assert!(ok.attribute(&model, &bad, &t).is_err());

@@ -98,11 +98,7 @@ impl Segments {
                 format!("labels must be in 0..2^32, found {bad}"),
             ));
         }
-        Segments::from_labels(
-            v.into_iter().map(|l| l as u32).collect(),
-            h as usize,
-            w as usize,
-        )
+        Segments::from_labels(v.into_iter().map(|l| l as u32).collect(), h as usize, w as usize)
     }
 
     /// One label per pixel, row-major, each in `0..count()`.

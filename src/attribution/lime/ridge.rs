@@ -65,7 +65,10 @@ pub fn weighted_ridge(x: &Tensor, y: &Tensor, w: &Tensor, alpha: f64) -> Result<
             "sample weights must be finite, non-negative and not all zero",
         ));
     }
-    let x_mean = x.f_mul(&w.unsqueeze(1))?.sum_dim_intlist([0].as_slice(), false, Kind::Double) / wsum; // [K]
+    let x_mean = x
+        .f_mul(&w.unsqueeze(1))?
+        .sum_dim_intlist([0].as_slice(), false, Kind::Double)
+        / wsum; // [K]
     let y_mean = (&y * &w).sum(Kind::Double).double_value(&[]) / wsum;
     let sw = w.sqrt();
     let xc = (&x - x_mean.unsqueeze(0)) * sw.unsqueeze(1);
@@ -98,11 +101,7 @@ pub fn weighted_ridge(x: &Tensor, y: &Tensor, w: &Tensor, alpha: f64) -> Result<
             "the regression gave non-finite coefficients (a singular system); use ridge_alpha > 0",
         ));
     }
-    Ok(RidgeFit {
-        coef,
-        intercept,
-        r2,
-    })
+    Ok(RidgeFit { coef, intercept, r2 })
 }
 
 #[cfg(test)]
@@ -148,7 +147,13 @@ mod tests {
     #[test]
     fn constant_targets_and_bad_input() {
         let x = Tensor::from_slice(&[0.0, 1.0]).view([2, 1]);
-        let fit = weighted_ridge(&x, &Tensor::from_slice(&[2.0, 2.0]), &Tensor::from_slice(&[1.0, 1.0]), 1.0).unwrap();
+        let fit = weighted_ridge(
+            &x,
+            &Tensor::from_slice(&[2.0, 2.0]),
+            &Tensor::from_slice(&[1.0, 1.0]),
+            1.0,
+        )
+        .unwrap();
         assert_eq!((fit.coef[0], fit.intercept, fit.r2), (0.0, 2.0, 1.0));
         let y = Tensor::from_slice(&[2.0, 2.0]);
         assert!(weighted_ridge(&x, &y, &Tensor::from_slice(&[0.0, 0.0]), 1.0).is_err());

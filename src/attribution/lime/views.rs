@@ -220,7 +220,13 @@ pub fn mark_boundaries(image: &Tensor, segments: &Segments, colour: [f64; 3]) ->
         .collect();
     let m = Tensor::from_slice(&b).view([1, segments.height() as i64, segments.width() as i64]);
     let col: Vec<f32> = (0..c as usize)
-        .map(|i| if c == 3 { colour[i] as f32 } else { colour[0] as f32 })
+        .map(|i| {
+            if c == 3 {
+                colour[i] as f32
+            } else {
+                colour[0] as f32
+            }
+        })
         .collect();
     let col = Tensor::from_slice(&col).view([c, 1, 1]);
     Ok(&img * (1.0 - &m) + col * &m)
@@ -254,7 +260,12 @@ pub fn to_rgb_image(image: &Tensor) -> Result<image::RgbImage> {
     let (h, w) = (s[1], s[2]);
     let img = if s[0] == 1 { img.repeat([3, 1, 1]) } else { img };
     let bytes: Vec<u8> = Vec::<u8>::try_from(
-        (img.detach().to_device(Device::Cpu).to_kind(Kind::Float).nan_to_num(0.0, None, None).clamp(0.0, 1.0) * 255.0)
+        (img.detach()
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .nan_to_num(0.0, None, None)
+            .clamp(0.0, 1.0)
+            * 255.0)
             .round()
             .to_kind(Kind::Uint8)
             .permute([1, 2, 0])
