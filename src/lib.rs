@@ -34,6 +34,7 @@ pub mod models;
 pub mod notebook;
 pub mod rng;
 pub mod train;
+pub mod segmentation;
 pub mod viz;
 
 pub use error::{Error, Result};

@@ -10,6 +10,8 @@ pub mod noise;
 
 pub use gradient::{Baseline, InputXGradient, IntegratedGradients, Quadrature, Saliency, SaliencyMode};
 pub use noise::{NoiseKind, NoiseTunnel};
+pub mod lime;
+pub mod occlusion;
 
 use crate::models::Model;
 use crate::{Error, Result};
