@@ -28,8 +28,8 @@ impl Initializer {
     pub(crate) fn normal(&mut self, p: &nn::Path, name: &str, dims: &[i64], std: f64) -> Result<Tensor> {
         match &mut self.rng {
             Some(rng) => {
-                let t = rng.normal_tensor(dims, tch::Device::Cpu) * std;
-                Ok(p.f_var_copy(name, &t)?)
+                let v = normal_f32(rng, numel(dims), std as f32);
+                Ok(p.f_var_copy(name, &Tensor::from_slice(&v).view(dims))?)
             }
             None => Ok(p.f_zeros(name, dims)?),
         }
@@ -39,8 +39,8 @@ impl Initializer {
     pub(crate) fn uniform(&mut self, p: &nn::Path, name: &str, dims: &[i64], bound: f64) -> Result<Tensor> {
         match &mut self.rng {
             Some(rng) => {
-                let t = rng.uniform_tensor(dims, tch::Device::Cpu) * (2.0 * bound) - bound;
-                Ok(p.f_var_copy(name, &t)?)
+                let v = uniform_f32(rng, numel(dims), bound as f32);
+                Ok(p.f_var_copy(name, &Tensor::from_slice(&v).view(dims))?)
             }
             None => Ok(p.f_zeros(name, dims)?),
         }
@@ -50,6 +50,43 @@ impl Initializer {
     pub(crate) fn fork_seed(&mut self) -> u64 {
         self.rng.as_mut().map_or(0, |r| r.next_u64())
     }
+}
+
+fn numel(dims: &[i64]) -> usize {
+    dims.iter().product::<i64>().max(0) as usize
+}
+
+/// 24 random bits as a float in `(0, 1)` (never 0, so its logarithm is finite).
+fn unit(bits: u64) -> f32 {
+    ((bits & 0xFF_FFFF) as f32 + 0.5) * (1.0 / 16_777_216.0)
+}
+
+/// `n` draws from U(-bound, bound), two per 64 random bits: weight initialisation fills up to 138M
+/// values (VGG-16), so this is the fast path of [`Rng`].
+fn uniform_f32(rng: &mut Rng, n: usize, bound: f32) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n + 1);
+    while v.len() < n {
+        let b = rng.next_u64();
+        v.push((2.0 * unit(b) - 1.0) * bound);
+        v.push((2.0 * unit(b >> 32) - 1.0) * bound);
+    }
+    v.truncate(n);
+    v
+}
+
+/// `n` draws from N(0, std²) by Box-Muller on 24-bit uniforms (tails to 5.8 standard deviations),
+/// two per 64 random bits.
+fn normal_f32(rng: &mut Rng, n: usize, std: f32) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n + 1);
+    while v.len() < n {
+        let b = rng.next_u64();
+        let r = (-2.0 * unit(b).ln()).sqrt() * std;
+        let (s, c) = (std::f32::consts::TAU * unit(b >> 32)).sin_cos();
+        v.push(r * c);
+        v.push(r * s);
+    }
+    v.truncate(n);
+    v
 }
 
 /// How a layer's weights are initialised, after torchvision.
@@ -125,7 +162,15 @@ impl ConvSpec {
 impl Conv2d {
     pub(crate) fn new(init: &mut Initializer, p: &nn::Path, s: ConvSpec, how: WeightInit) -> Result<Self> {
         let dims = [s.c_out, s.c_in, s.k, s.k];
-        let (ws, bs) = init_weight_and_bias(init, p, &dims, s.c_in * s.k * s.k, s.c_out * s.k * s.k, s.bias, how)?;
+        let (ws, bs) = init_weight_and_bias(
+            init,
+            p,
+            &dims,
+            s.c_in * s.k * s.k,
+            s.c_out * s.k * s.k,
+            s.bias,
+            how,
+        )?;
         Ok(Conv2d {
             ws,
             bs,
@@ -137,7 +182,14 @@ impl Conv2d {
 
 impl ModuleT for Conv2d {
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
-        xs.conv2d(&self.ws, self.bs.as_ref(), [self.stride; 2], [self.padding; 2], [1, 1], 1)
+        xs.conv2d(
+            &self.ws,
+            self.bs.as_ref(),
+            [self.stride; 2],
+            [self.padding; 2],
+            [1, 1],
+            1,
+        )
     }
 }
 
@@ -198,7 +250,13 @@ pub(crate) struct Linear {
 }
 
 impl Linear {
-    pub(crate) fn new(init: &mut Initializer, p: &nn::Path, f_in: i64, f_out: i64, how: WeightInit) -> Result<Self> {
+    pub(crate) fn new(
+        init: &mut Initializer,
+        p: &nn::Path,
+        f_in: i64,
+        f_out: i64,
+        how: WeightInit,
+    ) -> Result<Self> {
         let (ws, bs) = init_weight_and_bias(init, p, &[f_out, f_in], f_in, f_out, true, how)?;
         let bs = match bs {
             Some(b) => b,
@@ -210,7 +268,11 @@ impl Linear {
 
 impl ModuleT for Linear {
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
-        let xs = if xs.dim() > 2 { xs.flatten(1, -1) } else { xs.shallow_clone() };
+        let xs = if xs.dim() > 2 {
+            xs.flatten(1, -1)
+        } else {
+            xs.shallow_clone()
+        };
         xs.linear(&self.ws, Some(&self.bs))
     }
 }
@@ -235,7 +297,11 @@ impl Dropout {
 
 impl ModuleT for Dropout {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let xs = if xs.dim() > 2 { xs.flatten(1, -1) } else { xs.shallow_clone() };
+        let xs = if xs.dim() > 2 {
+            xs.flatten(1, -1)
+        } else {
+            xs.shallow_clone()
+        };
         if !train || self.p <= 0.0 {
             return xs;
         }
@@ -273,5 +339,29 @@ pub(crate) struct Normalize {
 impl ModuleT for Normalize {
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
         (xs - &self.mean) / &self.std
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_draws_have_the_right_moments() {
+        let mut rng = Rng::new(3);
+        let n = 200_001;
+        let v = normal_f32(&mut rng, n, 2.0);
+        assert_eq!(v.len(), n);
+        let mean = v.iter().map(|x| *x as f64).sum::<f64>() / n as f64;
+        let var = v.iter().map(|x| (*x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!(
+            mean.abs() < 0.02 && (var.sqrt() - 2.0).abs() < 0.02,
+            "{mean} {var}"
+        );
+        let u = uniform_f32(&mut rng, n, 0.5);
+        assert!(u.iter().all(|x| x.abs() < 0.5));
+        let var = u.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / n as f64;
+        // U(-b, b) has variance b²/3.
+        assert!((var - 0.25 / 3.0).abs() < 0.001, "{var}");
     }
 }

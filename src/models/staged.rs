@@ -139,13 +139,22 @@ impl Staged {
             ));
         }
         if let Some(s) = std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-            return Err(Error::invalid("std", format!("every standard deviation must be positive and finite, got {s}")));
+            return Err(Error::invalid(
+                "std",
+                format!("every standard deviation must be positive and finite, got {s}"),
+            ));
         }
         if mean.iter().any(|m| !m.is_finite()) {
-            return Err(Error::invalid("mean", format!("every mean must be finite, got {mean:?}")));
+            return Err(Error::invalid(
+                "mean",
+                format!("every mean must be finite, got {mean:?}"),
+            ));
         }
         if self.stages.iter().any(|(n, _)| n == "normalize") {
-            return Err(Error::invalid("normalize", "the model already has a `normalize` stage"));
+            return Err(Error::invalid(
+                "normalize",
+                "the model already has a `normalize` stage",
+            ));
         }
         let as_tensor = |v: &[f64]| {
             let v: Vec<f32> = v.iter().map(|x| *x as f32).collect();

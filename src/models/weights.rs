@@ -167,13 +167,18 @@ pub struct PartialLoad {
 }
 
 fn under(name: &str, prefixes: &[&str]) -> bool {
-    prefixes
-        .iter()
-        .any(|p| name == *p || (name.len() > p.len() && name.starts_with(p) && name.as_bytes()[p.len()] == b'.'))
+    prefixes.iter().any(|p| {
+        name == *p || (name.len() > p.len() && name.starts_with(p) && name.as_bytes()[p.len()] == b'.')
+    })
 }
 
-fn shapes<'a>(it: impl Iterator<Item = (&'a String, &'a Tensor)>, skip: &[&str]) -> BTreeMap<String, Vec<i64>> {
-    it.filter(|(n, _)| !under(n, skip)).map(|(n, t)| (n.clone(), t.size())).collect()
+fn shapes<'a>(
+    it: impl Iterator<Item = (&'a String, &'a Tensor)>,
+    skip: &[&str],
+) -> BTreeMap<String, Vec<i64>> {
+    it.filter(|(n, _)| !under(n, skip))
+        .map(|(n, t)| (n.clone(), t.size()))
+        .collect()
 }
 
 /// Loads every variable of `vs` from `path` (`.safetensors` or `.ot`). The checkpoint must hold
@@ -266,19 +271,21 @@ pub fn replace_head(model: &mut Staged, vs: &VarStore, num_classes: i64, seed: u
             format!("a classifier needs at least 1 class, got {num_classes}"),
         ));
     }
-    let head = model
-        .head()
-        .cloned()
-        .ok_or_else(|| Error::invalid("model", "the model does not record its head (build it with the zoo or `Staged::with_head`)"))?;
+    let head = model.head().cloned().ok_or_else(|| {
+        Error::invalid(
+            "model",
+            "the model does not record its head (build it with the zoo or `Staged::with_head`)",
+        )
+    })?;
     let weight_name = format!("{}.weight", head.var_prefix);
     let f_in = match vs.variables().get(&weight_name) {
         Some(w) if w.dim() == 2 => w.size()[1],
-        _ => {
-            return Err(Error::invalid(
-                "vs",
-                format!("no 2-D variable `{weight_name}` in this VarStore: pass the VarStore the model was built in"),
-            ))
-        }
+        _ => return Err(Error::invalid(
+            "vs",
+            format!(
+                "no 2-D variable `{weight_name}` in this VarStore: pass the VarStore the model was built in"
+            ),
+        )),
     };
     {
         let mut vars = vs.variables_.lock().unwrap_or_else(|e| e.into_inner());
@@ -312,14 +319,20 @@ pub fn replace_head(model: &mut Staged, vs: &VarStore, num_classes: i64, seed: u
 /// Batch-norm layers of the backbone still update their running statistics when the model runs in
 /// training mode; undo with [`unfreeze`].
 pub fn freeze_backbone(model: &Staged, vs: &VarStore) -> Result<Vec<String>> {
-    let head = model
-        .head()
-        .ok_or_else(|| Error::invalid("model", "the model does not record its head (build it with the zoo or `Staged::with_head`)"))?;
+    let head = model.head().ok_or_else(|| {
+        Error::invalid(
+            "model",
+            "the model does not record its head (build it with the zoo or `Staged::with_head`)",
+        )
+    })?;
     let vars = vs.variables();
     if !vars.keys().any(|n| under(n, &[head.var_prefix.as_str()])) {
         return Err(Error::invalid(
             "vs",
-            format!("no variable under `{}` in this VarStore: pass the VarStore the model was built in", head.var_prefix),
+            format!(
+                "no variable under `{}` in this VarStore: pass the VarStore the model was built in",
+                head.var_prefix
+            ),
         ));
     }
     let mut frozen = Vec::new();

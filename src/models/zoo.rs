@@ -129,13 +129,16 @@ impl std::str::FromStr for Arch {
     fn from_str(s: &str) -> Result<Self> {
         let key = |n: &str| n.to_ascii_lowercase().replace(['-', '_'], "");
         let wanted = key(s.trim());
-        Arch::ALL.into_iter().find(|a| key(a.name()) == wanted).ok_or_else(|| {
-            let valid: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
-            Error::invalid(
-                "arch",
-                format!("unknown architecture `{s}`; valid names: {}", valid.join(", ")),
-            )
-        })
+        Arch::ALL
+            .into_iter()
+            .find(|a| key(a.name()) == wanted)
+            .ok_or_else(|| {
+                let valid: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
+                Error::invalid(
+                    "arch",
+                    format!("unknown architecture `{s}`; valid names: {}", valid.join(", ")),
+                )
+            })
     }
 }
 
@@ -233,9 +236,14 @@ impl ZooConfig {
             Arch::SmallCnn => small_cnn(&mut init, p, [16, 32, 64, 128], n)?,
             Arch::ResNet18 => resnet(&mut init, p, Block::Basic, [2, 2, 2, 2], [64, 128, 256, 512], n)?,
             Arch::ResNet34 => resnet(&mut init, p, Block::Basic, [3, 4, 6, 3], [64, 128, 256, 512], n)?,
-            Arch::ResNet50 => {
-                resnet(&mut init, p, Block::Bottleneck, [3, 4, 6, 3], [64, 128, 256, 512], n)?
-            }
+            Arch::ResNet50 => resnet(
+                &mut init,
+                p,
+                Block::Bottleneck,
+                [3, 4, 6, 3],
+                [64, 128, 256, 512],
+                n,
+            )?,
             Arch::Vgg16 => vgg(&mut init, p, &VGG16_CFG, 4096, n)?,
             Arch::AlexNet => alexnet(&mut init, p, [64, 192, 384, 256, 256], 4096, n)?,
         };
@@ -285,11 +293,19 @@ fn head(p: &nn::Path, stage: &str) -> Head {
 
 /// The small CNN: `conv1` (stride 2), `bn1`, `relu`, three blocks `conv, bn, relu` (the first two
 /// end with a 2x2 max pool `pool`), `avgpool`, `fc`.
-pub(crate) fn small_cnn(init: &mut Initializer, p: &nn::Path, w: [i64; 4], num_classes: i64) -> Result<Staged> {
+pub(crate) fn small_cnn(
+    init: &mut Initializer,
+    p: &nn::Path,
+    w: [i64; 4],
+    num_classes: i64,
+) -> Result<Staged> {
     let dev = p.device();
     let conv = WeightInit::KaimingFanOut;
     let mut model = Staged::new(3, num_classes, dev)
-        .leaf("conv1", Conv2d::new(init, &(p / "conv1"), ConvSpec::new(3, w[0], 3, 2, 1, false), conv)?)
+        .leaf(
+            "conv1",
+            Conv2d::new(init, &(p / "conv1"), ConvSpec::new(3, w[0], 3, 2, 1, false), conv)?,
+        )
         .leaf("bn1", BatchNorm2d::new(&(p / "bn1"), w[0])?)
         .leaf("relu", relu());
     for i in 1..4 {
@@ -297,7 +313,15 @@ pub(crate) fn small_cnn(init: &mut Initializer, p: &nn::Path, w: [i64; 4], num_c
         let q = p / name.as_str();
         let (c_in, c_out) = (w[i - 1], w[i]);
         let mut block = Staged::new(c_in, num_classes, dev)
-            .leaf("conv", Conv2d::new(init, &(&q / "conv"), ConvSpec::new(c_in, c_out, 3, 1, 1, false), conv)?)
+            .leaf(
+                "conv",
+                Conv2d::new(
+                    init,
+                    &(&q / "conv"),
+                    ConvSpec::new(c_in, c_out, 3, 1, 1, false),
+                    conv,
+                )?,
+            )
             .leaf("bn", BatchNorm2d::new(&(&q / "bn"), c_out)?)
             .leaf("relu", relu());
         if i < 3 {
@@ -340,7 +364,14 @@ struct Residual {
 }
 
 impl Residual {
-    fn new(init: &mut Initializer, p: &nn::Path, block: Block, c_in: i64, planes: i64, stride: i64) -> Result<Self> {
+    fn new(
+        init: &mut Initializer,
+        p: &nn::Path,
+        block: Block,
+        c_in: i64,
+        planes: i64,
+        stride: i64,
+    ) -> Result<Self> {
         let k = WeightInit::KaimingFanOut;
         let c_out = planes * block.expansion();
         let specs = match block {
@@ -362,7 +393,12 @@ impl Residual {
         }
         let downsample = if stride != 1 || c_in != c_out {
             let q = p / "downsample";
-            let conv = Conv2d::new(init, &(&q / "0"), ConvSpec::new(c_in, c_out, 1, stride, 0, false), k)?;
+            let conv = Conv2d::new(
+                init,
+                &(&q / "0"),
+                ConvSpec::new(c_in, c_out, 1, stride, 0, false),
+                k,
+            )?;
             Some((conv, BatchNorm2d::new(&(&q / "1"), c_out)?))
         } else {
             None
@@ -401,7 +437,15 @@ pub(crate) fn resnet(
     let dev = p.device();
     let k = WeightInit::KaimingFanOut;
     let mut model = Staged::new(3, num_classes, dev)
-        .leaf("conv1", Conv2d::new(init, &(p / "conv1"), ConvSpec::new(3, widths[0], 7, 2, 3, false), k)?)
+        .leaf(
+            "conv1",
+            Conv2d::new(
+                init,
+                &(p / "conv1"),
+                ConvSpec::new(3, widths[0], 7, 2, 3, false),
+                k,
+            )?,
+        )
         .leaf("bn1", BatchNorm2d::new(&(p / "bn1"), widths[0])?)
         .leaf("relu", relu())
         .leaf("maxpool", max_pool(3, 2, 1));
@@ -420,7 +464,10 @@ pub(crate) fn resnet(
     }
     Ok(model
         .leaf("avgpool", adaptive_avg_pool(1, 1))
-        .leaf("fc", Linear::new(init, &(p / "fc"), c_in, num_classes, WeightInit::PytorchDefault)?)
+        .leaf(
+            "fc",
+            Linear::new(init, &(p / "fc"), c_in, num_classes, WeightInit::PytorchDefault)?,
+        )
         .with_head(head(p, "fc")))
 }
 
@@ -479,7 +526,10 @@ fn classifier(
         c = c.leaf(&next(), Dropout::new(0.5, init.fork_seed()));
     }
     let n = next();
-    c = c.leaf(&n, Linear::new(init, &(&q / n.as_str()), hidden, num_classes, how)?);
+    c = c.leaf(
+        &n,
+        Linear::new(init, &(&q / n.as_str()), hidden, num_classes, how)?,
+    );
     Ok(c)
 }
 
@@ -515,7 +565,15 @@ pub(crate) fn vgg(
             }
         }
     }
-    let cls = classifier(init, p, false, c_in * 49, hidden, num_classes, WeightInit::Normal001)?;
+    let cls = classifier(
+        init,
+        p,
+        false,
+        c_in * 49,
+        hidden,
+        num_classes,
+        WeightInit::Normal001,
+    )?;
     Ok(Staged::new(3, num_classes, dev)
         .nested("features", features)
         .leaf("avgpool", adaptive_avg_pool(7, 7))
@@ -564,7 +622,9 @@ mod tests {
     use tch::{Device, Kind};
 
     fn fixture(name: &str) -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
     }
 
     const VGG16_NARROW: [Option<i64>; 18] = [
@@ -608,7 +668,10 @@ mod tests {
             let model = narrow(name, &vs.root(), None);
             weights::load(&vs, fixture(&format!("tv_{name}.safetensors"))).unwrap();
             let io: std::collections::HashMap<_, _> =
-                weights::read(fixture(&format!("tv_{name}_io.safetensors"))).unwrap().into_iter().collect();
+                weights::read(fixture(&format!("tv_{name}_io.safetensors")))
+                    .unwrap()
+                    .into_iter()
+                    .collect();
             let logits = model.forward_t(&io["input"], false);
             let diff = (&logits - &io["logits"]).abs().max().double_value(&[]);
             assert!(diff < 1e-4, "{name}: max |logit difference| {diff}");
@@ -643,7 +706,11 @@ mod tests {
     #[test]
     fn min_input_size_is_tight() {
         // The narrow models downsample exactly like the full ones.
-        for (name, arch) in [("vgg16", Arch::Vgg16), ("alexnet", Arch::AlexNet), ("resnet_bottleneck", Arch::ResNet50)] {
+        for (name, arch) in [
+            ("vgg16", Arch::Vgg16),
+            ("alexnet", Arch::AlexNet),
+            ("resnet_bottleneck", Arch::ResNet50),
+        ] {
             let vs = nn::VarStore::new(Device::Cpu);
             let model = narrow(name, &vs.root(), Some(0)).with_min_input_size(arch.min_input_size());
             let m = arch.min_input_size();
@@ -652,8 +719,13 @@ mod tests {
             if m > 1 {
                 let small = Tensor::rand([1, 3, m - 1, m - 1], (Kind::Float, Device::Cpu));
                 assert!(matches!(model.logits(&small), Err(Error::Shape { .. })));
-                let raw = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.forward_t(&small, false)));
-                assert!(raw.is_err(), "{name} runs at {}: min_input_size is not tight", m - 1);
+                let raw =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.forward_t(&small, false)));
+                assert!(
+                    raw.is_err(),
+                    "{name} runs at {}: min_input_size is not tight",
+                    m - 1
+                );
             }
         }
         let vs = nn::VarStore::new(Device::Cpu);
@@ -673,9 +745,25 @@ mod tests {
         assert_eq!(
             model.layers(),
             [
-                "conv1", "bn1", "relu", "block1.conv", "block1.bn", "block1.relu", "block1.pool", "block1",
-                "block2.conv", "block2.bn", "block2.relu", "block2.pool", "block2", "block3.conv", "block3.bn",
-                "block3.relu", "block3", "avgpool", "fc"
+                "conv1",
+                "bn1",
+                "relu",
+                "block1.conv",
+                "block1.bn",
+                "block1.relu",
+                "block1.pool",
+                "block1",
+                "block2.conv",
+                "block2.bn",
+                "block2.relu",
+                "block2.pool",
+                "block2",
+                "block3.conv",
+                "block3.bn",
+                "block3.relu",
+                "block3",
+                "avgpool",
+                "fc"
             ]
         );
         let xs = Tensor::rand([2, 3, 64, 64], (Kind::Float, Device::Cpu));
@@ -690,7 +778,11 @@ mod tests {
     fn same_seed_same_weights_other_seed_other_weights() {
         let make = |seed| {
             let vs = nn::VarStore::new(Device::Cpu);
-            let cfg = ZooConfig { arch: Arch::SmallCnn, init: Init::Seeded(seed), ..Default::default() };
+            let cfg = ZooConfig {
+                arch: Arch::SmallCnn,
+                init: Init::Seeded(seed),
+                ..Default::default()
+            };
             cfg.build(&vs.root()).unwrap();
             vs.variables()["block2.conv.weight"].copy()
         };
@@ -705,7 +797,13 @@ mod tests {
     fn bad_config_is_an_error() {
         let vs = nn::VarStore::new(Device::Cpu);
         assert!(build(Arch::SmallCnn, &vs.root(), 0).is_err());
-        let cfg = ZooConfig { normalization: Some(Normalization { mean: vec![0.5], std: vec![1.0] }), ..Default::default() };
+        let cfg = ZooConfig {
+            normalization: Some(Normalization {
+                mean: vec![0.5],
+                std: vec![1.0],
+            }),
+            ..Default::default()
+        };
         let err = cfg.build(&vs.root()).unwrap_err().to_string();
         assert!(err.contains("one value per input channel (3)"), "{err}");
         assert_eq!("ResNet-50".parse::<Arch>().unwrap(), Arch::ResNet50);
@@ -714,19 +812,29 @@ mod tests {
             assert_eq!(a.name().parse::<Arch>().unwrap(), a);
         }
         let err = "vgg19".parse::<Arch>().unwrap_err().to_string();
-        assert!(err.contains("vgg19") && err.contains("small_cnn, resnet18, resnet34, resnet50, vgg16, alexnet"), "{err}");
+        assert!(
+            err.contains("vgg19") && err.contains("small_cnn, resnet18, resnet34, resnet50, vgg16, alexnet"),
+            "{err}"
+        );
     }
 
     #[test]
     fn normalization_stage_matches_manual_normalization() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = ZooConfig { normalization: Some(Normalization::imagenet()), ..Default::default() };
+        let cfg = ZooConfig {
+            normalization: Some(Normalization::imagenet()),
+            ..Default::default()
+        };
         let with = cfg.build(&vs.root()).unwrap();
         let vs2 = nn::VarStore::new(Device::Cpu);
         let without = build(Arch::SmallCnn, &vs2.root(), 6).unwrap();
         let xs = Tensor::rand([2, 3, 16, 16], (Kind::Float, Device::Cpu));
-        let mean = Tensor::from_slice(&IMAGENET_MEAN).to_kind(Kind::Float).view([1, 3, 1, 1]);
-        let std = Tensor::from_slice(&IMAGENET_STD).to_kind(Kind::Float).view([1, 3, 1, 1]);
+        let mean = Tensor::from_slice(&IMAGENET_MEAN)
+            .to_kind(Kind::Float)
+            .view([1, 3, 1, 1]);
+        let std = Tensor::from_slice(&IMAGENET_STD)
+            .to_kind(Kind::Float)
+            .view([1, 3, 1, 1]);
         let a = with.logits(&xs).unwrap();
         let b = without.logits(&((&xs - mean) / std)).unwrap();
         assert!(a.allclose(&b, 1e-5, 1e-5, false));
