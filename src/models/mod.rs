@@ -8,9 +8,13 @@
 //! Stage and parameter names follow torchvision's (`conv1`, `bn1`, `layer1.0.conv1`, `fc`, ...), so
 //! torchvision weights converted to safetensors load by name.
 
+mod layers;
 mod staged;
+pub mod weights;
+pub mod zoo;
 
-pub use staged::{Stage, Staged};
+pub use staged::{Head, Stage, Staged};
+pub use zoo::{build, Arch, Init, ZooConfig};
 
 use crate::{Error, Result};
 use tch::{Device, Kind, Tensor};

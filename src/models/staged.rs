@@ -44,6 +44,18 @@ pub struct Staged {
     num_classes: i64,
     min_input_size: i64,
     device: Device,
+    head: Option<Head>,
+}
+
+/// Where a model's classification head lives, so it can be replaced or kept trainable while the
+/// backbone is frozen (see [`crate::models::weights`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// The head's stage path, for example `fc` or `classifier.6`.
+    pub stage: String,
+    /// The prefix of the head's variables in the `VarStore` (`fc` gives `fc.weight`, `fc.bias`;
+    /// a model built under `vs.root() / "net"` has `net.fc`).
+    pub var_prefix: String,
 }
 
 impl Staged {
@@ -55,6 +67,7 @@ impl Staged {
             num_classes,
             min_input_size: 1,
             device,
+            head: None,
         }
     }
 
@@ -82,13 +95,87 @@ impl Staged {
         self.stages.iter().map(|(n, _)| n.clone()).collect()
     }
 
-    /// Replaces the module of top-level stage `name` (for example a new classification head) and
-    /// sets the number of classes to `num_classes`.
+    /// Records where the classification head is (see [`Head`]).
+    pub fn with_head(mut self, head: Head) -> Self {
+        self.head = Some(head);
+        self
+    }
+
+    /// The classification head, when the builder recorded it (every zoo model does).
+    pub fn head(&self) -> Option<&Head> {
+        self.head.as_ref()
+    }
+
+    /// Inserts an input normalisation stage `normalize` computing `(x - mean[c]) / std[c]` in front
+    /// of the chain, so the model takes pixels in `[0, 1]` and attributions stay in pixel space.
+    ///
+    /// `mean` and `std` have one value per input channel; every `std` must be positive. Weights
+    /// trained by torchvision expect ImageNet's statistics
+    /// ([`crate::models::zoo::IMAGENET_MEAN`], [`crate::models::zoo::IMAGENET_STD`]).
+    ///
+    /// ```
+    /// use cnn_explain::models::{Model, Staged};
+    /// use tch::{nn, Device, Kind, Tensor};
+    ///
+    /// let model = Staged::new(2, 2, Device::Cpu)
+    ///     .leaf("id", nn::func_t(|xs, _| xs.flatten(1, -1)))
+    ///     .with_input_normalization(&[0.5, 1.0], &[0.5, 2.0])?;
+    /// assert_eq!(model.layers(), ["normalize", "id"]);
+    /// let xs = Tensor::from_slice(&[1.0f32, 3.0]).view([1, 2, 1, 1]);
+    /// let out = model.logits(&xs)?;
+    /// assert_eq!(Vec::<f32>::try_from(out.flatten(0, -1)).unwrap(), [1.0, 1.0]);
+    /// # Ok::<(), cnn_explain::Error>(())
+    /// ```
+    pub fn with_input_normalization(mut self, mean: &[f64], std: &[f64]) -> Result<Self> {
+        let c = self.input_channels;
+        if mean.len() as i64 != c || std.len() as i64 != c {
+            return Err(Error::invalid(
+                "mean/std",
+                format!(
+                    "expected one value per input channel ({c}), got {} means and {} standard deviations",
+                    mean.len(),
+                    std.len()
+                ),
+            ));
+        }
+        if let Some(s) = std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(Error::invalid(
+                "std",
+                format!("every standard deviation must be positive and finite, got {s}"),
+            ));
+        }
+        if mean.iter().any(|m| !m.is_finite()) {
+            return Err(Error::invalid(
+                "mean",
+                format!("every mean must be finite, got {mean:?}"),
+            ));
+        }
+        if self.stages.iter().any(|(n, _)| n == "normalize") {
+            return Err(Error::invalid(
+                "normalize",
+                "the model already has a `normalize` stage",
+            ));
+        }
+        let as_tensor = |v: &[f64]| {
+            let v: Vec<f32> = v.iter().map(|x| *x as f32).collect();
+            Tensor::from_slice(&v).view([1, c, 1, 1]).to_device(self.device)
+        };
+        let module = super::layers::Normalize {
+            mean: as_tensor(mean),
+            std: as_tensor(std),
+        };
+        self.stages
+            .insert(0, ("normalize".to_string(), Stage::Leaf(Box::new(module))));
+        Ok(self)
+    }
+
+    /// Replaces the module of stage `name` (for example a new classification head `fc`, or a
+    /// nested stage such as `classifier.6`) and sets the number of classes to `num_classes`.
     pub fn replace(&mut self, name: &str, module: impl ModuleT + 'static, num_classes: i64) -> Result<()> {
-        let valid = self.stage_names();
-        let slot = self.stages.iter_mut().find(|(n, _)| n == name);
-        match slot {
-            Some((_, stage)) => {
+        let valid = self.layers();
+        let path = Self::split(name);
+        match self.slot(&path) {
+            Some(stage) => {
                 *stage = Stage::Leaf(Box::new(module));
                 self.num_classes = num_classes;
                 Ok(())
@@ -97,6 +184,18 @@ impl Staged {
                 name: name.to_string(),
                 valid,
             }),
+        }
+    }
+
+    fn slot(&mut self, path: &[&str]) -> Option<&mut Stage> {
+        let (first, rest) = path.split_first()?;
+        let (_, stage) = self.stages.iter_mut().find(|(n, _)| n == first)?;
+        if rest.is_empty() {
+            return Some(stage);
+        }
+        match stage {
+            Stage::Nested(inner) => inner.slot(rest),
+            Stage::Leaf(_) => None,
         }
     }
 
