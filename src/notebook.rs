@@ -34,3 +34,104 @@ pub fn cache_dir() -> PathBuf {
         _ => PathBuf::from(".cache").join("cnn-explain"),
     }
 }
+
+use crate::data::shapes::{self, ShapesConfig};
+use crate::data::Splits;
+use crate::models::{weights, Staged, ZooConfig};
+use crate::train::{fit, FitData, History, TrainConfig};
+use crate::Result;
+use tch::nn;
+
+/// What [`train_or_load`] trains: the data, the model and the training settings.
+#[derive(Debug, Clone)]
+pub struct DefaultRun {
+    /// The built-in shapes dataset.
+    pub shapes: ShapesConfig,
+    /// The model from the zoo.
+    pub model: ZooConfig,
+    /// Optimiser, schedule, epochs, seed.
+    pub train: TrainConfig,
+}
+
+impl Default for DefaultRun {
+    /// The default small CNN on the default shapes data; in quick mode, a smaller dataset and two
+    /// epochs (the same code paths).
+    fn default() -> Self {
+        let shapes = if quick_mode() {
+            ShapesConfig { train: 600, val: 100, test: 200, ..ShapesConfig::default() }
+        } else {
+            ShapesConfig::default()
+        };
+        let train = TrainConfig { epochs: pick(12, 2), ..TrainConfig::default() };
+        DefaultRun { shapes, model: ZooConfig::default(), train }
+    }
+}
+
+impl DefaultRun {
+    /// A stable fingerprint of the settings, used to name the cache folder: the same settings
+    /// always map to the same folder, other settings to another.
+    pub fn fingerprint(&self) -> String {
+        let mut train = self.train.clone();
+        train.history_path = None;
+        train.verbose = false;
+        let text = format!(
+            "{:?}|{:?}|{}",
+            self.shapes,
+            self.model,
+            serde_json::to_string(&train).unwrap_or_default()
+        );
+        // FNV-1a: stable across Rust versions, unlike std's DefaultHasher.
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        format!("{}-{hash:016x}", self.model.arch.name())
+    }
+}
+
+/// A trained model with the data it was trained on and its training history.
+#[derive(Debug)]
+pub struct Trained {
+    /// The model's parameters.
+    pub vs: nn::VarStore,
+    /// The model, layers reachable by name.
+    pub model: Staged,
+    /// Train, validation and test splits (regenerated from the seed, identical to training's).
+    pub data: Splits,
+    /// One record per epoch, with the tracked test set's predictions.
+    pub history: History,
+    /// The folder holding `model.safetensors` and `history.json`.
+    pub dir: PathBuf,
+}
+
+/// Trains `run`, or loads it from [`cache_dir`] when it was trained before with the same settings,
+/// so notebooks can run in any order and fast. The weights and history are written atomically, so
+/// an interrupted run is retrained, never half-loaded.
+pub fn train_or_load(run: &DefaultRun) -> Result<Trained> {
+    let data = shapes::generate(&run.shapes)?;
+    let dir = cache_dir().join(run.fingerprint());
+    let weights_path = dir.join("model.safetensors");
+    let history_path = dir.join("history.json");
+    let vs = nn::VarStore::new(crate::default_device());
+    let model = run.model.build(&vs.root())?;
+    if weights_path.exists() && history_path.exists() {
+        weights::load(&vs, &weights_path)?;
+        let history = History::load(&history_path)?;
+        println!(
+            "loaded the trained {} from {} ({} epochs)",
+            run.model.arch.name(),
+            dir.display(),
+            history.epochs.len()
+        );
+        return Ok(Trained { vs, model, data, history, dir });
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(&dir, e))?;
+    let mut vs = vs;
+    let cfg = TrainConfig { history_path: Some(history_path), ..run.train.clone() };
+    let fit_data = FitData::new(&data.train).with_val(&data.val).with_test(&data.test);
+    let history = fit(&model, &mut vs, &fit_data, &cfg, &mut [])?;
+    weights::save(&vs, &weights_path)?;
+    Ok(Trained { vs, model, data, history, dir })
+}
+
+/// [`train_or_load`] with [`DefaultRun::default`]: the small CNN on the built-in shapes data.
+pub fn trained_default() -> Result<Trained> {
+    train_or_load(&DefaultRun::default())
+}
