@@ -11,8 +11,7 @@ use cnn_explain::eval::{evolution, most_unstable, SampleEvolution};
 use cnn_explain::notebook::{pick, trained_default};
 use cnn_explain::prelude::*;
 use cnn_explain::viz::{
-    html_table, BarColumn, Colormap, Draw, ImageGrid, LineChart, MatrixCells, MatrixChart, Png,
-    Series,
+    html_table, BarColumn, Colormap, Draw, ImageGrid, LineChart, MatrixCells, MatrixChart, Png, Series,
 };
 
 /// Tracked-set indices ordered hardest first: most often misclassified, then most often changed,
@@ -102,9 +101,7 @@ fn main() -> cnn_explain::Result<()> {
     let order = difficulty_order(&ev, &probs);
     let n = ev.len();
     let never_wrong = ev.iter().filter(|e| e.misclassification_rate == 0.0).count();
-    let wrong_at_end = (0..n)
-        .filter(|&i| preds[i].last() != labels.get(i))
-        .count();
+    let wrong_at_end = (0..n).filter(|&i| preds[i].last() != labels.get(i)).count();
     let flippers = ev.iter().filter(|e| e.visited_classes >= 3).count();
     // The epoch from which each image's prediction no longer changes (1 = never changed).
     let settle: Vec<usize> = preds
@@ -167,24 +164,33 @@ fn main() -> cnn_explain::Result<()> {
         .collect();
     let mut flow = MatrixChart::classes(class_rows(&hardest, &preds, &labels), names.clone())
         .labels(row_names.clone(), cols.clone());
-    flow.title = format!("Predicted class per epoch: the {k} hardest of {n} test images");
-    flow.x_desc = "epoch (first column: true class)".into();
+    flow.title = format!("Predictions of the {k} hardest of {n} test images");
+    flow.x_desc = "epoch".into();
     flow.y_desc = "image".into();
-    flow.cell_width = 26;
+    flow.cell_width = 30;
     flow.cell_height = 12;
     flow.bars = vec![
         BarColumn {
             color: [90, 90, 90],
-            ..BarColumn::new("change freq.", hardest.iter().map(|&i| ev[i].change_frequency).collect())
+            ..BarColumn::new(
+                "change freq.",
+                hardest.iter().map(|&i| ev[i].change_frequency).collect(),
+            )
         },
         BarColumn {
             max: Some(names.len() as f64),
             color: [70, 110, 170],
-            ..BarColumn::new("visited classes", hardest.iter().map(|&i| ev[i].visited_classes as f64).collect())
+            ..BarColumn::new(
+                "visited classes",
+                hardest.iter().map(|&i| ev[i].visited_classes as f64).collect(),
+            )
         },
         BarColumn {
             color: [200, 70, 60],
-            ..BarColumn::new("misclass. rate", hardest.iter().map(|&i| ev[i].misclassification_rate).collect())
+            ..BarColumn::new(
+                "misclass. rate",
+                hardest.iter().map(|&i| ev[i].misclassification_rate).collect(),
+            )
         },
     ];
     let fig = flow.figure();
@@ -193,15 +199,21 @@ fn main() -> cnn_explain::Result<()> {
     // --- cell figure: overview of every test image (one pixel row each), as a PNG
     let mut overview = MatrixChart::classes(class_rows(&order, &preds, &labels), names.clone())
         .labels(Vec::new(), cols.clone());
-    overview.title = format!("All {n} test images, hardest at the top");
-    overview.x_desc = "epoch (first column: true class)".into();
-    overview.cell_width = 26;
+    overview.title = format!("All {n} test images");
+    overview.x_desc = "epoch".into();
+    overview.cell_width = 30;
     overview.cell_height = if n > 400 { 1 } else { 2 };
     overview.bars = vec![
-        BarColumn::new("change freq.", order.iter().map(|&i| ev[i].change_frequency).collect()),
+        BarColumn::new(
+            "change freq.",
+            order.iter().map(|&i| ev[i].change_frequency).collect(),
+        ),
         BarColumn {
             color: [200, 70, 60],
-            ..BarColumn::new("misclass. rate", order.iter().map(|&i| ev[i].misclassification_rate).collect())
+            ..BarColumn::new(
+                "misclass. rate",
+                order.iter().map(|&i| ev[i].misclassification_rate).collect(),
+            )
         },
     ];
     let png = Png(overview.figure().to_png_bytes()?);
@@ -210,8 +222,14 @@ fn main() -> cnn_explain::Result<()> {
     // --- cell figure: loss curves
     let mut loss = LineChart::new(vec![
         Series::new("train loss", h.train_losses()),
-        Series::new("val loss", h.val_losses().iter().map(|v| v.unwrap_or(f64::NAN)).collect()),
-        Series::new("test loss", h.epochs.iter().map(|e| e.test_loss.unwrap_or(f64::NAN)).collect()),
+        Series::new(
+            "val loss",
+            h.val_losses().iter().map(|v| v.unwrap_or(f64::NAN)).collect(),
+        ),
+        Series::new(
+            "test loss",
+            h.epochs.iter().map(|e| e.test_loss.unwrap_or(f64::NAN)).collect(),
+        ),
     ]);
     loss.title = "Loss per epoch".into();
     loss.y_desc = "cross-entropy".into();
@@ -219,9 +237,24 @@ fn main() -> cnn_explain::Result<()> {
 
     // --- cell figure: accuracy curves and how many predictions changed
     let mut acc = LineChart::new(vec![
-        Series::new("train accuracy", h.epochs.iter().map(|e| e.train_accuracy).collect()),
-        Series::new("val accuracy", h.epochs.iter().map(|e| e.val_accuracy.unwrap_or(f64::NAN)).collect()),
-        Series::new("test accuracy", h.epochs.iter().map(|e| e.test_accuracy.unwrap_or(f64::NAN)).collect()),
+        Series::new(
+            "train accuracy",
+            h.epochs.iter().map(|e| e.train_accuracy).collect(),
+        ),
+        Series::new(
+            "val accuracy",
+            h.epochs
+                .iter()
+                .map(|e| e.val_accuracy.unwrap_or(f64::NAN))
+                .collect(),
+        ),
+        Series::new(
+            "test accuracy",
+            h.epochs
+                .iter()
+                .map(|e| e.test_accuracy.unwrap_or(f64::NAN))
+                .collect(),
+        ),
         Series::new("test predictions changed", changed_per_epoch.clone()),
     ]);
     acc.title = "Accuracy, and share of test predictions that changed".into();
@@ -243,7 +276,11 @@ fn main() -> cnn_explain::Result<()> {
 
     // --- cell figure: final confusion matrix
     let cm = test_eval.confusion.clone();
-    let counts: Vec<Vec<f64>> = cm.counts.iter().map(|r| r.iter().map(|&c| c as f64).collect()).collect();
+    let counts: Vec<Vec<f64>> = cm
+        .counts
+        .iter()
+        .map(|r| r.iter().map(|&c| c as f64).collect())
+        .collect();
     let mut cmc = MatrixChart::values(counts).labels(names.clone(), names.clone());
     cmc.title = "Confusion matrix on the test set (final model)".into();
     cmc.x_desc = "predicted class".into();
@@ -307,10 +344,10 @@ fn main() -> cnn_explain::Result<()> {
         .collect();
     let mut pchart =
         MatrixChart::values(pv).labels(row_names.clone(), (1..=epochs).map(|e| e.to_string()).collect());
-    pchart.title = format!("Probability of the true class: the {k} hardest test images");
+    pchart.title = "True-class probability".into();
     pchart.x_desc = "epoch".into();
     pchart.y_desc = "image".into();
-    pchart.cell_width = 26;
+    pchart.cell_width = 30;
     pchart.cell_height = 12;
     if let MatrixCells::Values {
         colormap,
@@ -333,7 +370,11 @@ fn main() -> cnn_explain::Result<()> {
 
     // --- cell figure: thumbnails of the hardest images with their history
     let m = 12.min(n);
-    let thumbs: Vec<Tensor> = order.iter().take(m).map(|&i| t.data.test.images.get(i as i64)).collect();
+    let thumbs: Vec<Tensor> = order
+        .iter()
+        .take(m)
+        .map(|&i| t.data.test.images.get(i as i64))
+        .collect();
     let titles: Vec<String> = order
         .iter()
         .take(m)

@@ -72,15 +72,23 @@ fn main() -> cnn_explain::Result<()> {
     let x = data.test.images.narrow(0, 0, 1).to_device(model.device());
     let vars = vs.variables();
     let mut rows = Vec::new();
-    for layer in model.layers() {
-        let act = model.forward_to(&x, &layer)?;
+    let layers = model.layers();
+    for layer in layers
+        .iter()
+        .filter(|l| !layers.iter().any(|m| m.starts_with(&format!("{l}."))))
+    {
+        let act = model.forward_to(&x, layer)?;
         let prefix = format!("{layer}.");
         let params: i64 = vars
             .iter()
             .filter(|(name, t)| name.starts_with(&prefix) && t.requires_grad())
             .map(|(_, t)| t.numel() as i64)
             .sum();
-        rows.push(vec![layer.clone(), format!("{:?}", act.size()), params.to_string()]);
+        rows.push(vec![
+            layer.clone(),
+            format!("{:?}", act.size()),
+            params.to_string(),
+        ]);
     }
     let table = html_table(&["layer", "output shape", "parameters"], &rows)?;
     for r in &rows {
@@ -91,15 +99,14 @@ fn main() -> cnn_explain::Result<()> {
     // --- cell figure: the test image
     let truth = data.test.label(0)?;
     println!("test image 0 is a {}", names[truth as usize]);
-    let png = Png::from_tensor(&data.test.images.get(0))?;
+    // Enlarged 3x (nearest neighbour keeps the pixels sharp).
+    let big = data
+        .test
+        .images
+        .narrow(0, 0, 1)
+        .upsample_nearest2d([192, 192], None, None);
+    let png = Png::from_tensor(&big)?;
     std::fs::write(out.join("image.png"), &png.0).map_err(|e| Error::io(out, e))?;
-    // Enlarged version for the notebook (nearest neighbour keeps pixels sharp).
-    let big = ImageGrid {
-        titles: vec![format!("test image 0 (true class: {})", names[truth as usize])],
-        cell: 192,
-        ..ImageGrid::from_tensors(&[data.test.images.get(0)], 1)?
-    };
-    big.figure().save(out.join("image_big.png"))?;
 
     // --- cell figure: top-k probabilities of the untrained model
     let probs = cnn_explain::eval::predict_proba(&model, &x, 1)?.get(0);
@@ -117,10 +124,17 @@ fn main() -> cnn_explain::Result<()> {
     // Over the whole small test set: accuracy of the untrained model.
     let ev = evaluate(&model, &data.test, 64)?;
     println!(
-        "untrained accuracy on {} test images: {:.2}; predicted classes {:?}",
+        "untrained accuracy on {} test images: {:.2} (chance: {:.2})",
         data.test.len(),
         ev.accuracy,
+        1.0 / names.len() as f64
+    );
+    println!(
+        "predicted classes: {:?}",
         ev.predicted
+            .iter()
+            .map(|&p| names[p as usize].as_str())
+            .collect::<Vec<_>>()
     );
     Ok(())
 }
