@@ -297,7 +297,7 @@ fn main() -> cnn_explain::Result<()> {
             }
         }
     }
-    pairs.sort_by(|x, y| y.0.cmp(&x.0));
+    pairs.sort_by_key(|p| std::cmp::Reverse(p.0));
     println!(
         "most frequent confusions (true → predicted): {}",
         pairs
