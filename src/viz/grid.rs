@@ -25,7 +25,8 @@ use tch::Tensor;
 pub struct ImageGrid {
     /// The images, row by row.
     pub images: Vec<image::RgbImage>,
-    /// One title per image (fewer is fine: the rest have none).
+    /// One title per image (fewer is fine: the rest have none). A title may span several lines,
+    /// separated by `\n`; every cell then gets the height of the longest title.
     pub titles: Vec<String>,
     /// Images per row (at least 1).
     pub cols: usize,
@@ -94,11 +95,14 @@ impl ImageGrid {
     }
 
     fn cell_title_h(&self) -> u32 {
-        if self.titles.iter().any(|t| !t.is_empty()) {
-            18
-        } else {
-            0
-        }
+        let lines = self
+            .titles
+            .iter()
+            .filter(|t| !t.is_empty())
+            .map(|t| t.lines().count().max(1))
+            .max()
+            .unwrap_or(0);
+        lines as u32 * TITLE_LINE
     }
 
     fn validate(&self) -> Result<()> {
@@ -134,6 +138,8 @@ impl ImageGrid {
 }
 
 const PAD: u32 = 6;
+/// Height of one line of an image title, in pixels.
+const TITLE_LINE: u32 = 18;
 
 impl Draw for ImageGrid {
     fn size(&self) -> (u32, u32) {
@@ -167,9 +173,15 @@ impl Draw for ImageGrid {
             let y0 = self.title_h() + PAD + r * row_h;
             if let Some(t) = self.titles.get(i).filter(|t| !t.is_empty()) {
                 let style = font(12.0).pos(Pos::new(HPos::Center, VPos::Center));
-                let t = truncate_to(t, 12.0, self.cell);
-                area.draw_text(&t, &style, ((x0 + self.cell / 2) as i32, (y0 + th / 2) as i32))
-                    .map_err(pe)?;
+                let lines: Vec<&str> = t.lines().collect();
+                // The last line sits just above the image, so shorter titles sit lower in the band.
+                let y_first = y0 + th - lines.len() as u32 * TITLE_LINE + TITLE_LINE / 2;
+                for (k, line) in lines.iter().enumerate() {
+                    let line = truncate_to(line, 12.0, self.cell);
+                    let y = y_first + k as u32 * TITLE_LINE;
+                    area.draw_text(&line, &style, ((x0 + self.cell / 2) as i32, y as i32))
+                        .map_err(pe)?;
+                }
             }
             let scale = (self.cell as f64 / img.width() as f64).min(self.cell as f64 / img.height() as f64);
             let nw = ((img.width() as f64 * scale).round() as u32).clamp(1, self.cell);
@@ -230,5 +242,33 @@ mod tests {
             ..grid
         };
         assert!(bad.figure().to_png_bytes().is_err());
+    }
+
+    #[test]
+    fn multi_line_titles_get_one_band_per_line() {
+        let imgs = vec![image::RgbImage::new(16, 16); 2];
+        let one = ImageGrid {
+            titles: vec!["a".into(), "b".into()],
+            cell: 64,
+            ..ImageGrid::new(imgs.clone(), 2)
+        };
+        let three = ImageGrid {
+            titles: vec!["top\nmiddle\nbottom".into(), "b".into()],
+            ..one.clone()
+        };
+        // Two more lines: two more line heights, the width unchanged.
+        assert_eq!(three.size().0, one.size().0);
+        assert_eq!(three.size().1, one.size().1 + 2 * TITLE_LINE);
+        let svg = three.figure().to_svg().unwrap();
+        let y_of = |t: &str| -> f64 {
+            let at = svg.find(&format!(">\n{t}\n</text>")).unwrap();
+            let tag = &svg[svg[..at].rfind("<text").unwrap()..at];
+            let y = &tag[tag.find(" y=\"").unwrap() + 4..];
+            y[..y.find('"').unwrap()].parse().unwrap()
+        };
+        // Lines stack downwards one line height apart; the one-line title shares the last line.
+        assert_eq!(y_of("middle") - y_of("top"), TITLE_LINE as f64);
+        assert_eq!(y_of("bottom") - y_of("middle"), TITLE_LINE as f64);
+        assert_eq!(y_of("b"), y_of("bottom"));
     }
 }
