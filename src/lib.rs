@@ -48,7 +48,7 @@ pub fn default_device() -> tch::Device {
 /// The names most code needs: `use cnn_explain::prelude::*;`.
 pub mod prelude {
     pub use crate::attribution::{Attribution, Target};
-    pub use crate::data::Dataset;
+    pub use crate::data::{Dataset, Splits};
     pub use crate::default_device;
     pub use crate::eval::{evaluate, ConfusionMatrix, Evaluation};
     pub use crate::models::{Model, Staged};

@@ -57,9 +57,7 @@ pub enum Cifar100Label {
 pub fn load_cifar10(dir: impl AsRef<Path>, split: CifarSplit) -> Result<Dataset> {
     let dir = resolve(dir.as_ref(), "cifar-10-batches-bin")?;
     let files: Vec<PathBuf> = match split {
-        CifarSplit::Train => (1..=5)
-            .map(|i| dir.join(format!("data_batch_{i}.bin")))
-            .collect(),
+        CifarSplit::Train => (1..=5).map(|i| dir.join(format!("data_batch_{i}.bin"))).collect(),
         CifarSplit::Test => vec![dir.join("test_batch.bin")],
     };
     let names = class_names(&dir.join("batches.meta.txt"), 10)?;
@@ -79,11 +77,7 @@ pub fn load_cifar10(dir: impl AsRef<Path>, split: CifarSplit) -> Result<Dataset>
 /// assert_eq!(test.num_classes(), 100);
 /// # Ok::<(), cnn_explain::Error>(())
 /// ```
-pub fn load_cifar100(
-    dir: impl AsRef<Path>,
-    split: CifarSplit,
-    label: Cifar100Label,
-) -> Result<Dataset> {
+pub fn load_cifar100(dir: impl AsRef<Path>, split: CifarSplit, label: Cifar100Label) -> Result<Dataset> {
     let dir = resolve(dir.as_ref(), "cifar-100-binary")?;
     let file = dir.join(match split {
         CifarSplit::Train => "train.bin",
@@ -121,12 +115,7 @@ pub fn cifar10_splits(dir: impl AsRef<Path>, val: usize, seed: u64) -> Result<Sp
 /// assert_eq!(splits.test.num_classes(), 20);
 /// # Ok::<(), cnn_explain::Error>(())
 /// ```
-pub fn cifar100_splits(
-    dir: impl AsRef<Path>,
-    label: Cifar100Label,
-    val: usize,
-    seed: u64,
-) -> Result<Splits> {
+pub fn cifar100_splits(dir: impl AsRef<Path>, label: Cifar100Label, val: usize, seed: u64) -> Result<Splits> {
     let train = load_cifar100(dir.as_ref(), CifarSplit::Train, label)?;
     let test = load_cifar100(dir.as_ref(), CifarSplit::Test, label)?;
     let (train, val) = train.split_random(val, seed)?;
@@ -163,11 +152,7 @@ fn resolve(dir: &Path, sub: &str) -> Result<PathBuf> {
         ));
     }
     let inner = dir.join(sub);
-    Ok(if inner.is_dir() {
-        inner
-    } else {
-        dir.to_path_buf()
-    })
+    Ok(if inner.is_dir() { inner } else { dir.to_path_buf() })
 }
 
 /// Names from a text file (non-empty lines, trimmed), or the numbers when the file is absent.
@@ -185,10 +170,7 @@ fn class_names(path: &Path, k: usize) -> Result<Vec<String>> {
     if names.len() != k {
         return Err(Error::data(
             path,
-            format!(
-                "expected {k} class names (one per line), found {}",
-                names.len()
-            ),
+            format!("expected {k} class names (one per line), found {}", names.len()),
         ));
     }
     Ok(names)
@@ -294,7 +276,10 @@ mod tests {
         assert!((test.images.double_value(&[0, 0, 0, 5]) - 12.0 / 255.0).abs() < 1e-7);
 
         let splits = cifar10_splits(dir.path(), 3, 0).unwrap();
-        assert_eq!((splits.train.len(), splits.val.len(), splits.test.len()), (7, 3, 1));
+        assert_eq!(
+            (splits.train.len(), splits.val.len(), splits.test.len()),
+            (7, 3, 1)
+        );
     }
 
     #[test]

@@ -44,8 +44,7 @@ pub fn tensor_to_rgb_image(t: &Tensor) -> Result<RgbImage> {
         .f_to_kind(Kind::Uint8)?
         .f_reshape([-1])?;
     let bytes = Vec::<u8>::try_from(&hwc)?;
-    RgbImage::from_raw(w as u32, h as u32, bytes)
-        .ok_or_else(|| Error::shape("image", "[3, H, W]", &t.size()))
+    RgbImage::from_raw(w as u32, h as u32, bytes).ok_or_else(|| Error::shape("image", "[3, H, W]", &t.size()))
 }
 
 /// `RgbImage` (`W x H`) -> `[3, H, W]` float tensor in `[0, 1]` on the CPU.

@@ -284,7 +284,11 @@ mod tests {
         }
         let a = dir.path().join("001.Black_footed_Albatross");
         // Left half red, right half blue, 8x4: the centre crop keeps both halves.
-        let img = RgbImage::from_fn(8, 4, |x, _| if x < 4 { Rgb([255, 0, 0]) } else { Rgb([0, 0, 255]) });
+        let img = RgbImage::from_fn(
+            8,
+            4,
+            |x, _| if x < 4 { Rgb([255, 0, 0]) } else { Rgb([0, 0, 255]) },
+        );
         img.save(a.join("b.png")).unwrap();
         RgbImage::from_pixel(4, 4, Rgb([10, 20, 30]))
             .save(a.join("a.PNG"))
@@ -292,7 +296,9 @@ mod tests {
         std::fs::write(a.join("notes.txt"), "ignored").unwrap();
         std::fs::write(a.join(".hidden.png"), "ignored").unwrap();
         let b = dir.path().join("002.Laysan_Albatross");
-        GrayImage::from_pixel(6, 9, Luma([100])).save(b.join("g.png")).unwrap();
+        GrayImage::from_pixel(6, 9, Luma([100]))
+            .save(b.join("g.png"))
+            .unwrap();
         let c = dir.path().join("003.Sooty");
         RgbaImage::from_pixel(4, 4, Rgba([50, 60, 70, 0]))
             .save(c.join("t.png"))
@@ -310,7 +316,10 @@ mod tests {
         assert_eq!(ds.images.size(), [5, 3, 4, 4]);
         let px = |i: i64, c: i64, y: i64, x: i64| (ds.images.double_value(&[i, c, y, x]) * 255.0).round();
         // a.PNG (sorted first; case-insensitive extension): exact colour.
-        assert_eq!((px(0, 0, 2, 2), px(0, 1, 2, 2), px(0, 2, 2, 2)), (10.0, 20.0, 30.0));
+        assert_eq!(
+            (px(0, 0, 2, 2), px(0, 1, 2, 2), px(0, 2, 2, 2)),
+            (10.0, 20.0, 30.0)
+        );
         // b.png 8x4 -> shorter side already 4, crop x 2..6: left column red, right column blue.
         assert_eq!((px(1, 0, 0, 0), px(1, 2, 0, 0)), (255.0, 0.0));
         assert_eq!((px(1, 0, 3, 3), px(1, 2, 3, 3)), (0.0, 255.0));
@@ -319,7 +328,10 @@ mod tests {
             assert_eq!(px(2, ch, 1, 1), 100.0);
         }
         // RGBA: alpha dropped, colour kept.
-        assert_eq!((px(3, 0, 0, 0), px(3, 1, 0, 0), px(3, 2, 0, 0)), (50.0, 60.0, 70.0));
+        assert_eq!(
+            (px(3, 0, 0, 0), px(3, 1, 0, 0), px(3, 2, 0, 0)),
+            (50.0, 60.0, 70.0)
+        );
         // JPEG, 16x12 resized to 5x4 then cropped: green within JPEG error.
         assert!((px(4, 1, 2, 2) - 200.0).abs() <= 3.0 && px(4, 0, 2, 2) <= 3.0);
 

@@ -12,7 +12,9 @@
 //! then per-pixel noise is added. The shape's colour differs from the background's base colour by
 //! at least [`ShapesConfig::min_contrast`]; small, low-contrast shapes over busy textures are the
 //! hard images. Difficulty is set by the config's fields; the defaults are tuned so that a small CNN
-//! needs a few epochs and reaches more than 90% test accuracy.
+//! needs a few epochs and reaches more than 90% test accuracy (measured in
+//! `tests/shapes_learnable.rs`: three conv-BN-ReLU-maxpool blocks of 32/64/128 channels with global
+//! max pooling, Adam 3e-3, batch 32: 35% after one epoch, 96% after seven).
 //!
 //! **Ground truth.** Every image has its object mask (`Dataset::masks`, `[N, 1, H, W]`): 1 where the
 //! shape covers at least half of the pixel, 0 elsewhere (also 0 under a spurious cue patch, which is
@@ -124,11 +126,11 @@ impl Default for ShapesConfig {
             val: 500,
             test: 1000,
             seed: 0,
-            scale: (0.14, 0.32),
-            min_contrast: 0.3,
-            texture: 0.12,
-            noise: 0.06,
-            distractors: 4,
+            scale: (0.2, 0.38),
+            min_contrast: 0.5,
+            texture: 0.08,
+            noise: 0.04,
+            distractors: 3,
             supersample: 3,
             spurious: None,
         }
@@ -448,6 +450,7 @@ impl Kind {
         }
     }
 
+    #[inline]
     fn inside(self, u: f64, v: f64) -> bool {
         let r2 = u * u + v * v;
         match self {
@@ -464,45 +467,50 @@ impl Kind {
                 let s3 = 3f64.sqrt() / 2.0;
                 v <= 0.5 && (-s3 * u - 0.5 * v) <= 0.5 && (s3 * u - 0.5 * v) <= 0.5
             }
-            Kind::Star => {
-                if r2 > 1.0 {
-                    return false;
-                }
-                // Fold into the half-sector between an outer vertex (angle 0) and the next inner
-                // vertex (angle pi/5), then test against the edge between them.
-                let sector = 2.0 * PI / 5.0;
-                let a = v.atan2(u).rem_euclid(sector);
-                let a = if a > sector / 2.0 { sector - a } else { a };
-                let rho = r2.sqrt();
-                let (px, py) = (rho * a.cos(), rho * a.sin());
-                let (ix, iy) = (STAR_INNER * (PI / 5.0).cos(), STAR_INNER * (PI / 5.0).sin());
-                // Edge from (1, 0) to (ix, iy); the origin is on the inside.
-                let cross = |x: f64, y: f64| (ix - 1.0) * y - iy * (x - 1.0);
-                cross(px, py) * cross(0.0, 0.0) >= 0.0
-            }
+            Kind::Star => r2 <= 1.0 && inside_polygon(&star_vertices(), u, v),
         }
     }
 }
 
+/// The ten vertices of the star (outer radius 1, inner [`STAR_INNER`]), an outer vertex at angle 0.
+fn star_vertices() -> [(f64, f64); 10] {
+    use std::sync::OnceLock;
+    static V: OnceLock<[(f64, f64); 10]> = OnceLock::new();
+    *V.get_or_init(|| {
+        let mut v = [(0.0, 0.0); 10];
+        for (i, p) in v.iter_mut().enumerate() {
+            let r = if i % 2 == 0 { 1.0 } else { STAR_INNER };
+            let a = i as f64 * PI / 5.0;
+            *p = (r * a.cos(), r * a.sin());
+        }
+        v
+    })
+}
+
+/// Crossing-number test of a point against a closed polygon.
+#[inline]
+fn inside_polygon(poly: &[(f64, f64)], x: f64, y: f64) -> bool {
+    let mut inside = false;
+    let mut j = poly.len() - 1;
+    for i in 0..poly.len() {
+        let (xi, yi) = poly[i];
+        let (xj, yj) = poly[j];
+        if (yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi {
+            inside = !inside;
+        }
+        j = i;
+    }
+    inside
+}
+
 /// Draws one image (`img`: `[3, S, S]` planes, `mask`: `[S, S]`).
-fn render(
-    cfg: &ShapesConfig,
-    label: i64,
-    cue_class: i64,
-    rng: &mut Rng,
-    img: &mut [f32],
-    mask: &mut [f32],
-) {
+fn render(cfg: &ShapesConfig, label: i64, cue_class: i64, rng: &mut Rng, img: &mut [f32], mask: &mut [f32]) {
     let s = cfg.image_size as usize;
     let sf = s as f64;
     let plane = s * s;
 
     // Background: base colour + gradient + waves, tinted per channel.
-    let base = [
-        rng.range(0.1, 0.9),
-        rng.range(0.1, 0.9),
-        rng.range(0.1, 0.9),
-    ];
+    let base = [rng.range(0.1, 0.9), rng.range(0.1, 0.9), rng.range(0.1, 0.9)];
     let tint = [rng.range(0.5, 1.0), rng.range(0.5, 1.0), rng.range(0.5, 1.0)];
     let mut field = vec![0f64; plane];
     let (gx, gy) = (
@@ -547,6 +555,7 @@ fn render(
 
     let ss = cfg.supersample;
     let mut cov = vec![0f32; plane];
+    let mut b: PixBox = (0, 0, 0, 0);
 
     // Distractors, below the shape.
     let count = rng.below(cfg.distractors as u64 + 1);
@@ -555,7 +564,7 @@ fn render(
         if rng.bernoulli(0.5) {
             let r = rng.range(0.025, 0.06) * sf;
             let (cx, cy) = (rng.range(0.0, sf), rng.range(0.0, sf));
-            coverage(&mut cov, s, ss, (cx - r, cy - r, cx + r, cy + r), |x, y| {
+            b = coverage(&mut cov, s, ss, b, (cx - r, cy - r, cx + r, cy + r), |x, y| {
                 (x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r
             });
         } else {
@@ -570,13 +579,13 @@ fn render(
                 x0.max(x0 + dx) + half,
                 y0.max(y0 + dy) + half,
             );
-            coverage(&mut cov, s, ss, bbox, |x, y| {
+            b = coverage(&mut cov, s, ss, b, bbox, |x, y| {
                 let t = (((x - x0) * dx + (y - y0) * dy) / (len * len)).clamp(0.0, 1.0);
                 let (ex, ey) = (x - x0 - t * dx, y - y0 - t * dy);
                 ex * ex + ey * ey <= half * half
             });
         }
-        blend(img, &cov, colour, plane);
+        blend(img, &cov, colour, s, b);
     }
 
     // The shape.
@@ -592,11 +601,11 @@ fn render(
     let colour = shape_colour(rng, base, cfg.min_contrast);
     let (sn, cs) = angle.sin_cos();
     let bbox = (cx - margin, cy - margin, cx + margin, cy + margin);
-    coverage(&mut cov, s, ss, bbox, |x, y| {
+    b = coverage(&mut cov, s, ss, b, bbox, |x, y| {
         let (dx, dy) = ((x - cx) / r, (y - cy) / r);
         kind.inside(cs * dx + sn * dy, -sn * dx + cs * dy)
     });
-    blend(img, &cov, colour, plane);
+    blend(img, &cov, colour, s, b);
     for (m, c) in mask.iter_mut().zip(&cov) {
         *m = if *c >= 0.5 { 1.0 } else { 0.0 };
     }
@@ -638,8 +647,7 @@ fn shape_colour(rng: &mut Rng, base: [f64; 3], min_contrast: f64) -> [f64; 3] {
     let mut best_d = -1.0;
     for _ in 0..64 {
         let c = [rng.uniform(), rng.uniform(), rng.uniform()];
-        let d = ((c[0] - base[0]).powi(2) + (c[1] - base[1]).powi(2) + (c[2] - base[2]).powi(2))
-            .sqrt();
+        let d = ((c[0] - base[0]).powi(2) + (c[1] - base[1]).powi(2) + (c[2] - base[2]).powi(2)).sqrt();
         if d >= min_contrast {
             return c;
         }
@@ -651,17 +659,26 @@ fn shape_colour(rng: &mut Rng, base: [f64; 3], min_contrast: f64) -> [f64; 3] {
     best
 }
 
+/// Pixel box `x0..x1, y0..y1`.
+type PixBox = (usize, usize, usize, usize);
+
 /// Fills `cov` with the covered fraction of every pixel (`ss x ss` samples) for `inside`, tested at
 /// pixel coordinates (pixel `(i, j)` spans `[i, i+1) x [j, j+1)`), within `bbox` (x0, y0, x1, y1);
-/// pixels outside the box are 0.
+/// pixels outside the box are 0 (`cov` must be 0 outside the box `prev` of the previous call).
+/// Returns the pixel box it filled.
 fn coverage(
     cov: &mut [f32],
     s: usize,
     ss: usize,
+    prev: PixBox,
     bbox: (f64, f64, f64, f64),
     inside: impl Fn(f64, f64) -> bool,
-) {
-    cov.iter_mut().for_each(|c| *c = 0.0);
+) -> PixBox {
+    for y in prev.2..prev.3 {
+        cov[y * s + prev.0..y * s + prev.1]
+            .iter_mut()
+            .for_each(|c| *c = 0.0);
+    }
     let clampi = |v: f64| (v.max(0.0) as usize).min(s);
     let (x0, y0) = (clampi(bbox.0.floor()), clampi(bbox.1.floor()));
     let (x1, y1) = (clampi(bbox.2.ceil() + 1.0), clampi(bbox.3.ceil() + 1.0));
@@ -682,15 +699,21 @@ fn coverage(
             cov[py * s + px] = hits as f32 * weight;
         }
     }
+    (x0, x1, y0, y1)
 }
 
-fn blend(img: &mut [f32], cov: &[f32], colour: [f64; 3], plane: usize) {
+/// Paints `colour` over `img` (`[3, S, S]`) with opacity `cov` inside `b`.
+fn blend(img: &mut [f32], cov: &[f32], colour: [f64; 3], s: usize, b: PixBox) {
+    let plane = s * s;
     for (c, &col) in colour.iter().enumerate() {
         let col = col as f32;
-        let p = &mut img[c * plane..(c + 1) * plane];
-        for (o, &a) in p.iter_mut().zip(cov) {
-            if a > 0.0 {
-                *o = *o * (1.0 - a) + col * a;
+        for y in b.2..b.3 {
+            let row = c * plane + y * s;
+            let p = &mut img[row + b.0..row + b.1];
+            for (o, &a) in p.iter_mut().zip(&cov[y * s + b.0..y * s + b.1]) {
+                if a > 0.0 {
+                    *o = *o * (1.0 - a) + col * a;
+                }
             }
         }
     }
@@ -769,12 +792,12 @@ mod tests {
         let s = generate(&cfg).unwrap();
         let r = 0.3 * 64.0;
         let areas = [
-            PI,                                                 // circle
-            4.0 * SQUARE_HALF * SQUARE_HALF,                    // square
-            3.0 * 3f64.sqrt() / 4.0,                            // triangle
-            5.0 * STAR_INNER * (2.0 * PI / 5.0 / 2.0).sin(),    // star: 10 triangles 1 x inner
+            PI,                                                                       // circle
+            4.0 * SQUARE_HALF * SQUARE_HALF,                                          // square
+            3.0 * 3f64.sqrt() / 4.0,                                                  // triangle
+            5.0 * STAR_INNER * (2.0 * PI / 5.0 / 2.0).sin(), // star: 10 triangles 1 x inner
             4.0 * CROSS_HALF_WIDTH * 2.0 - 4.0 * CROSS_HALF_WIDTH * CROSS_HALF_WIDTH, // cross
-            PI * (1.0 - RING_INNER * RING_INNER),               // ring
+            PI * (1.0 - RING_INNER * RING_INNER),            // ring
         ];
         for i in 0..12 {
             let img = s.train.images.get(i);
@@ -790,11 +813,17 @@ mod tests {
             // outside (mask dilated by one pixel), and the two colours differ.
             let eroded = m.neg().max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false).neg();
             let dilated = m.max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false);
-            let inner = img.masked_select(&eroded.gt(0.5).expand([3, 64, 64], false)).reshape([3, -1]);
+            let inner = img
+                .masked_select(&eroded.gt(0.5).expand([3, 64, 64], false))
+                .reshape([3, -1]);
             let outer = img
                 .masked_select(&dilated.lt(0.5).expand([3, 64, 64], false))
                 .reshape([3, -1]);
-            let spread = |t: &Tensor| (t.amax([1].as_slice(), false) - t.amin([1].as_slice(), false)).max().double_value(&[]);
+            let spread = |t: &Tensor| {
+                (t.amax([1].as_slice(), false) - t.amin([1].as_slice(), false))
+                    .max()
+                    .double_value(&[])
+            };
             assert!(spread(&inner) < 1e-6, "shape not uniform, class {label}");
             assert!(spread(&outer) < 1e-6, "background not uniform");
             let d = (inner.mean_dim([1].as_slice(), false, TKind::Float)
@@ -844,7 +873,10 @@ mod tests {
             let cm = &layout.masks;
             // Outside the cue, images are identical to the cue-free generation.
             let off = cm.lt(0.5).expand([n as i64, 3, 32, 32], false);
-            assert!(ds.images.masked_select(&off).equal(&plain.images.masked_select(&off)));
+            assert!(ds
+                .images
+                .masked_select(&off)
+                .equal(&plain.images.masked_select(&off)));
             for (i, &c) in classes.iter().enumerate() {
                 let label = ds.labels.int64_value(&[i as i64]);
                 let area = cm.get(i as i64).sum(TKind::Float).double_value(&[]);
@@ -880,24 +912,51 @@ mod tests {
         let (a, ac) = generate_with_cues(&absent).unwrap();
         assert!(same(&a.test.images, &without.test.images));
         assert_eq!(ac.test.classes.max().int64_value(&[]), -1);
-        assert!(ac.val.classes.max().int64_value(&[]) >= 0, "validation has the cue as training");
+        assert!(
+            ac.val.classes.max().int64_value(&[]) >= 0,
+            "validation has the cue as training"
+        );
     }
 
     #[test]
     fn bad_configs_are_errors() {
         let bad = [
-            ShapesConfig { image_size: 4, ..small() },
-            ShapesConfig { scale: (0.3, 0.2), ..small() },
-            ShapesConfig { scale: (0.0, 0.2), ..small() },
-            ShapesConfig { noise: f64::NAN, ..small() },
-            ShapesConfig { supersample: 0, ..small() },
-            ShapesConfig { min_contrast: 2.0, ..small() },
             ShapesConfig {
-                spurious: Some(SpuriousCue { fraction: 1.5, ..Default::default() }),
+                image_size: 4,
                 ..small()
             },
             ShapesConfig {
-                spurious: Some(SpuriousCue { size: 9, ..Default::default() }),
+                scale: (0.3, 0.2),
+                ..small()
+            },
+            ShapesConfig {
+                scale: (0.0, 0.2),
+                ..small()
+            },
+            ShapesConfig {
+                noise: f64::NAN,
+                ..small()
+            },
+            ShapesConfig {
+                supersample: 0,
+                ..small()
+            },
+            ShapesConfig {
+                min_contrast: 2.0,
+                ..small()
+            },
+            ShapesConfig {
+                spurious: Some(SpuriousCue {
+                    fraction: 1.5,
+                    ..Default::default()
+                }),
+                ..small()
+            },
+            ShapesConfig {
+                spurious: Some(SpuriousCue {
+                    size: 9,
+                    ..Default::default()
+                }),
                 ..small()
             },
         ];
@@ -907,7 +966,13 @@ mod tests {
         assert!(cue_region(&small(), 0).is_err(), "no cue configured");
         assert!(cue_colour(-1).is_err());
         // Empty splits are allowed.
-        let e = generate(&ShapesConfig { train: 0, val: 0, test: 0, ..small() }).unwrap();
+        let e = generate(&ShapesConfig {
+            train: 0,
+            val: 0,
+            test: 0,
+            ..small()
+        })
+        .unwrap();
         assert!(e.train.is_empty());
     }
 

@@ -98,8 +98,12 @@ impl Normalize {
             ));
         }
         let opts = (Kind::Float, xs.device());
-        let m = Tensor::from_slice(&self.mean).to_kind(Kind::Float).to_device(opts.1);
-        let s = Tensor::from_slice(&self.std).to_kind(Kind::Float).to_device(opts.1);
+        let m = Tensor::from_slice(&self.mean)
+            .to_kind(Kind::Float)
+            .to_device(opts.1);
+        let s = Tensor::from_slice(&self.std)
+            .to_kind(Kind::Float)
+            .to_device(opts.1);
         Ok((m.reshape([1, c, 1, 1]), s.reshape([1, c, 1, 1])))
     }
 
@@ -352,13 +356,32 @@ mod tests {
         let xs = Tensor::from_slice(&[0.5f32, 1.0, 0.25, 0.0]).reshape([1, 2, 1, 2]);
         let n = Normalize::new(vec![0.5, 0.25], vec![0.5, 0.25]).unwrap();
         let ys = n.apply(&xs, &mut Rng::new(0)).unwrap();
-        assert_eq!(Vec::<f32>::try_from(&ys.reshape([-1])).unwrap(), [0.0, 1.0, 0.0, -1.0]);
-        assert!(n.apply(&Tensor::zeros([1, 3, 1, 1], (Kind::Float, Device::Cpu)), &mut Rng::new(0)).is_err());
-        assert!(n.apply(&Tensor::zeros([2, 1, 1], (Kind::Float, Device::Cpu)), &mut Rng::new(0)).is_err());
-        assert!(Normalize::new(vec![0.1, 0.2], vec![1.0]).is_err());
-        assert!(Normalize { mean: vec![0.0], std: vec![-1.0] }
-            .apply(&Tensor::zeros([1, 1, 1, 1], (Kind::Float, Device::Cpu)), &mut Rng::new(0))
+        assert_eq!(
+            Vec::<f32>::try_from(&ys.reshape([-1])).unwrap(),
+            [0.0, 1.0, 0.0, -1.0]
+        );
+        assert!(n
+            .apply(
+                &Tensor::zeros([1, 3, 1, 1], (Kind::Float, Device::Cpu)),
+                &mut Rng::new(0)
+            )
             .is_err());
+        assert!(n
+            .apply(
+                &Tensor::zeros([2, 1, 1], (Kind::Float, Device::Cpu)),
+                &mut Rng::new(0)
+            )
+            .is_err());
+        assert!(Normalize::new(vec![0.1, 0.2], vec![1.0]).is_err());
+        assert!(Normalize {
+            mean: vec![0.0],
+            std: vec![-1.0]
+        }
+        .apply(
+            &Tensor::zeros([1, 1, 1, 1], (Kind::Float, Device::Cpu)),
+            &mut Rng::new(0)
+        )
+        .is_err());
     }
 
     #[test]
@@ -389,7 +412,9 @@ mod tests {
     #[test]
     fn flip_mirrors_the_chosen_images_only() {
         let xs = ramp(40, 1, 2, 3);
-        let ys = RandomHorizontalFlip { p: 0.5 }.apply(&xs, &mut Rng::new(4)).unwrap();
+        let ys = RandomHorizontalFlip { p: 0.5 }
+            .apply(&xs, &mut Rng::new(4))
+            .unwrap();
         let mut r = Rng::new(4);
         let mut flipped = 0;
         for i in 0..40 {
@@ -401,16 +426,24 @@ mod tests {
             }
         }
         assert!((10..30).contains(&flipped));
-        let none = RandomHorizontalFlip { p: 0.0 }.apply(&xs, &mut Rng::new(4)).unwrap();
+        let none = RandomHorizontalFlip { p: 0.0 }
+            .apply(&xs, &mut Rng::new(4))
+            .unwrap();
         assert!(none.equal(&xs));
-        assert!(RandomHorizontalFlip { p: 2.0 }.apply(&xs, &mut Rng::new(4)).is_err());
+        assert!(RandomHorizontalFlip { p: 2.0 }
+            .apply(&xs, &mut Rng::new(4))
+            .is_err());
     }
 
     #[test]
     fn color_jitter_formulas() {
         // One pixel (0.2, 0.4, 0.6): gray = 0.2989*0.2 + 0.587*0.4 + 0.114*0.6.
         let xs = Tensor::from_slice(&[0.2f32, 0.4, 0.6]).reshape([1, 3, 1, 1]);
-        let cj = ColorJitter { brightness: 0.3, contrast: 0.0, saturation: 0.5 };
+        let cj = ColorJitter {
+            brightness: 0.3,
+            contrast: 0.0,
+            saturation: 0.5,
+        };
         let ys = cj.apply(&xs, &mut Rng::new(2)).unwrap();
         let mut r = Rng::new(2);
         let fb = r.range(0.7, 1.3) as f32;
@@ -418,25 +451,38 @@ mod tests {
         let fs = r.range(0.5, 1.5) as f32;
         let b = [0.2 * fb, 0.4 * fb, 0.6 * fb].map(|v| v.clamp(0.0, 1.0));
         let g = 0.2989 * b[0] + 0.587 * b[1] + 0.114 * b[2];
-        for c in 0..3 {
-            let want = (fs * b[c] + (1.0 - fs) * g).clamp(0.0, 1.0);
+        for (c, bc) in b.iter().enumerate() {
+            let want = (fs * bc + (1.0 - fs) * g).clamp(0.0, 1.0);
             let got = ys.double_value(&[0, c as i64, 0, 0]) as f32;
             assert!((got - want).abs() < 1e-6, "channel {c}: {got} vs {want}");
         }
         // Contrast around the mean gray level keeps that mean (up to the luma weights summing to
         // 0.9999 rather than 1).
         let xs = Tensor::from_slice(&[0.3f32, 0.5, 0.3, 0.5, 0.3, 0.5]).reshape([1, 3, 1, 2]);
-        let cj = ColorJitter { brightness: 0.0, contrast: 0.5, saturation: 0.0 };
+        let cj = ColorJitter {
+            brightness: 0.0,
+            contrast: 0.5,
+            saturation: 0.0,
+        };
         let ys = cj.apply(&xs, &mut Rng::new(8)).unwrap();
         let m = |t: &Tensor| gray(t).unwrap().mean(Kind::Float).double_value(&[]);
         assert!((m(&ys) - m(&xs)).abs() < 1e-4);
         assert!(!ys.equal(&xs));
         let gray1 = Tensor::zeros([1, 1, 2, 2], (Kind::Float, Device::Cpu));
         assert!(ColorJitter::default().apply(&gray1, &mut Rng::new(0)).is_err());
-        assert!(ColorJitter { brightness: 0.2, contrast: 0.0, saturation: 0.0 }
-            .apply(&gray1, &mut Rng::new(0))
-            .is_ok());
-        assert!(ColorJitter { brightness: 1.5, ..Default::default() }.apply(&xs, &mut Rng::new(0)).is_err());
+        assert!(ColorJitter {
+            brightness: 0.2,
+            contrast: 0.0,
+            saturation: 0.0
+        }
+        .apply(&gray1, &mut Rng::new(0))
+        .is_ok());
+        assert!(ColorJitter {
+            brightness: 1.5,
+            ..Default::default()
+        }
+        .apply(&xs, &mut Rng::new(0))
+        .is_err());
     }
 
     #[test]
@@ -450,6 +496,11 @@ mod tests {
         let a = c.apply(&xs, &mut Rng::new(1)).unwrap();
         assert!(a.equal(&c.apply(&xs, &mut Rng::new(1)).unwrap()));
         assert!(!a.equal(&c.apply(&xs, &mut Rng::new(2)).unwrap()));
-        assert!(c.apply(&Tensor::zeros([3, 8, 8], (Kind::Float, Device::Cpu)), &mut Rng::new(1)).is_err());
+        assert!(c
+            .apply(
+                &Tensor::zeros([3, 8, 8], (Kind::Float, Device::Cpu)),
+                &mut Rng::new(1)
+            )
+            .is_err());
     }
 }
