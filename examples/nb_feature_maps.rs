@@ -1,10 +1,9 @@
-//! The code of `notebooks/feature-maps.ipynb`, cell by cell: first-layer filters, feature maps of
-//! early, middle and late layers, per-class channel statistics and activation maximisation on the
-//! default trained small CNN. Saves each figure to `target/nb-feature-maps/*.png` and prints the
-//! numbers the notebook's text reads.
+//! Generated from `notebooks/src/feature-maps.txt` by `notebooks/src/spec2example.py`: the code of
+//! `notebooks/feature-maps.ipynb`, cell by cell, with each figure saved to `target/nb-feature-maps/NN.png`.
 //!
 //! `CNN_EXPLAIN_CACHE=/work/main/.cache/models-full cargo run --example nb_feature_maps`
 //! (`CNN_EXPLAIN_QUICK=1` for the quick mode).
+#![allow(clippy::needless_range_loop)]
 use cnn_explain::features::{
     dataset_channel_statistics, feature_maps, first_layer_filters, ActivationMaximization, ChannelScore,
     ChannelSelection, FilterScale, Objective,
@@ -13,80 +12,112 @@ use cnn_explain::notebook::{pick, trained_default};
 use cnn_explain::prelude::*;
 use cnn_explain::viz::{html_table, tensor_to_image, Colormap, Draw, ImageGrid, MatrixCells, MatrixChart};
 
-fn main() -> Result<()> {
+fn main() -> cnn_explain::Result<()> {
     let out = std::path::Path::new("target/nb-feature-maps");
-
-    // --- setup
     let trained = trained_default()?;
-    let model = &trained.model;
-    let test = &trained.data.test;
-    let names = test.class_names.clone();
-    let eval = evaluate(model, test, 256)?;
-    println!("test accuracy {:.3}; layers {:?}", eval.accuracy, model.layers());
+    let names = trained.data.test.class_names.clone();
+    let eval = evaluate(&trained.model, &trained.data.test, 256)?;
+    println!(
+        "test accuracy {:.3}; layers {:?}",
+        eval.accuracy,
+        trained.model.layers()
+    );
 
-    // --- first-layer filters, two colour scalings
-    let per = first_layer_filters(&trained.vs, None, FilterScale::PerFilter)?;
-    let sym = first_layer_filters(&trained.vs, None, FilterScale::SharedSymmetric)?;
-    println!("{}: {:?}", per.name, per.weights.size());
-    // Filter norms: which filters carry weight.
-    let norms = Vec::<f32>::try_from(
-        per.weights.square().sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Float).sqrt(),
-    )?;
-    println!("filter L2 norms: {:?}", norms.iter().map(|v| (v * 100.0).round() / 100.0).collect::<Vec<_>>());
-    let mut imgs = per.images(1)?;
-    imgs.extend(sym.images(1)?);
-    let grid = ImageGrid {
-        titles: (0..2 * per.len()).map(|j| format!("{}", j % per.len())).collect(),
-        row_labels: vec!["per filter".into(), "shared, 0 = grey".into()],
-        title: format!("First-layer filters ({}, 3x3 RGB)", per.name),
-        cell: 56,
-        ..ImageGrid::new(imgs, per.len())
+    let fig = {
+        let per = first_layer_filters(&trained.vs, None, FilterScale::PerFilter)?;
+        let sym = first_layer_filters(&trained.vs, None, FilterScale::SharedSymmetric)?;
+        let norms = Vec::<f32>::try_from(
+            per.weights
+                .square()
+                .sum_dim_intlist(&[1i64, 2, 3][..], false, Kind::Float)
+                .sqrt(),
+        )?;
+        println!(
+            "{} {:?}; filter L2 norms from {:.2} to {:.2}",
+            per.name,
+            per.weights.size(),
+            norms.iter().cloned().fold(f32::INFINITY, f32::min),
+            norms.iter().cloned().fold(0.0, f32::max)
+        );
+        // Rows of at most 16 tiles: the per-filter scaling first, then the shared one.
+        let cols = per.len().min(16);
+        let mut imgs = per.images(1)?;
+        imgs.extend(sym.images(1)?);
+        let row_labels: Vec<String> = (0..imgs.len().div_ceil(cols))
+            .map(|r| {
+                let first = (r * cols) % per.len();
+                let kind = if r * cols < per.len() {
+                    "per filter"
+                } else {
+                    "shared, 0=grey"
+                };
+                format!("{kind} {first}-{}", first + cols - 1)
+            })
+            .collect();
+        ImageGrid {
+            row_labels,
+            title: format!("First-layer filters ({}, 3x3 RGB)", per.name),
+            cell: 48,
+            ..ImageGrid::new(imgs, cols)
+        }
+        .figure()
     };
-    grid.figure().save(out.join("filters.png"))?;
+    fig.save(out.join("01.png"))?;
 
-    // --- feature maps of early, middle and late layers for one image
-    let i0 = (0..test.len()).find(|&i| eval.labels[i] == 3 && eval.predicted[i] == 3).unwrap_or(0);
-    let image = test.images.get(i0 as i64);
-    println!("image #{i0}: {}", names[eval.labels[i0] as usize]);
     let layers = ["relu", "block1", "block2", "block3"];
-    let k = 8;
-    let mut imgs = Vec::new();
-    let mut titles = Vec::new();
-    for layer in layers {
-        let fm = feature_maps(model, &image, layer, &ChannelSelection::Strongest(k))?;
-        let s = fm.maps.size();
-        println!(
-            "{layer}: {} channels, {}x{} maps; strongest {:?} (mean {:?})",
-            fm.layer_channels,
-            s[1],
-            s[2],
-            fm.channels,
-            fm.mean_activation.iter().map(|v| (v * 100.0).round() / 100.0).collect::<Vec<_>>()
-        );
-        imgs.push(tensor_to_image(&image)?);
-        titles.push(format!("{} ch, {}x{}", fm.layer_channels, s[1], s[2]));
-        imgs.extend(fm.images(1)?);
-        titles.extend(fm.channels.iter().zip(&fm.mean_activation).map(|(c, m)| format!("{c}: {m:.2}")));
-    }
-    let grid = ImageGrid {
-        titles,
-        row_labels: layers.iter().map(|l| l.to_string()).collect(),
-        title: format!("The {k} strongest channels (by mean activation) of four layers"),
-        cell: 96,
-        ..ImageGrid::new(imgs, k + 1)
+    let i0 = (0..eval.labels.len())
+        .find(|&i| eval.labels[i] == 3 && eval.predicted[i] == 3)
+        .unwrap_or(0);
+    let img0 = trained.data.test.images.get(i0 as i64);
+    let fig = {
+        let k = 8;
+        let mut imgs = Vec::new();
+        let mut titles = Vec::new();
+        for layer in layers {
+            let fm = feature_maps(&trained.model, &img0, layer, &ChannelSelection::Strongest(k))?;
+            let s = fm.maps.size();
+            println!(
+                "{layer}: {} channels, {}x{} maps; strongest {:?}",
+                fm.layer_channels, s[1], s[2], fm.channels
+            );
+            imgs.push(tensor_to_image(&img0)?);
+            titles.push(format!("{} ch, {}x{}", fm.layer_channels, s[1], s[2]));
+            imgs.extend(fm.images(1)?);
+            titles.extend(
+                fm.channels
+                    .iter()
+                    .zip(&fm.mean_activation)
+                    .map(|(c, m)| format!("{c}: {m:.2}")),
+            );
+        }
+        ImageGrid {
+            titles,
+            row_labels: layers.iter().map(|l| l.to_string()).collect(),
+            title: format!(
+                "Image #{i0} ({}): the {k} strongest channels of four layers",
+                names[eval.labels[i0] as usize]
+            ),
+            cell: 96,
+            ..ImageGrid::new(imgs, k + 1)
+        }
+        .figure()
     };
-    grid.figure().save(out.join("maps.png"))?;
+    fig.save(out.join("02.png"))?;
 
-    // --- channels most associated with each class
     for layer in layers {
-        let st = dataset_channel_statistics(model, test, layer, 256)?;
-        let best = st.selectivity.amax(&[1i64][..], false);
+        let st = dataset_channel_statistics(&trained.model, &trained.data.test, layer, 256)?;
+        let best = st
+            .selectivity
+            .amax(&[1i64][..], false)
+            .mean(Kind::Double)
+            .double_value(&[]);
         println!(
-            "{layer}: mean over classes of the best channel's selectivity {:.2}",
-            best.mean(Kind::Double).double_value(&[])
+            "{layer}: {} channels, mean best selectivity {best:.2}",
+            st.num_channels()
         );
     }
-    let stats = dataset_channel_statistics(model, test, "block3", 256)?;
+
+    let stats = dataset_channel_statistics(&trained.model, &trained.data.test, "block3", 256)?;
     let top = stats.top_channels_per_class(5, ChannelScore::Selectivity)?;
     let rows: Vec<Vec<String>> = top
         .iter()
@@ -97,71 +128,108 @@ fn main() -> Result<()> {
             r
         })
         .collect();
-    for r in &rows {
-        println!("{}", r.join(" | "));
-    }
-    html_table(&["class", "images", "1st", "2nd", "3rd", "4th", "5th"], &rows)?;
+    let _shown = html_table(&["class", "images", "1st", "2nd", "3rd", "4th", "5th"], &rows)?;
 
-    // Heatmap: classes x the union of each class's top-3 channels.
-    let mut cols: Vec<i64> = Vec::new();
-    for list in &top {
-        for &(j, _) in list.iter().take(3) {
-            if !cols.contains(&j) {
-                cols.push(j);
+    let fig = {
+        let mut cols: Vec<i64> = Vec::new();
+        for list in &top {
+            for &(j, _) in list.iter().take(3) {
+                if !cols.contains(&j) {
+                    cols.push(j);
+                }
             }
         }
-    }
-    let sel = Vec::<Vec<f64>>::try_from(&stats.selectivity)?;
-    let values: Vec<Vec<f64>> = sel.iter().map(|row| cols.iter().map(|&j| row[j as usize]).collect()).collect();
-    let lim = values.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
-    let mut chart = MatrixChart::values(values)
-        .labels(names.clone(), cols.iter().map(|j| j.to_string()).collect());
-    if let MatrixCells::Values { colormap, range, decimals, .. } = &mut chart.cells {
-        *colormap = Colormap::RdBu;
-        *range = Some((-lim, lim));
-        *decimals = 1;
-    }
-    chart.title = "Selectivity of block3 channels per class (std units)".into();
-    chart.x_desc = "channel (each class's top 3)".into();
-    chart.y_desc = "class".into();
-    chart.figure().save(out.join("class-channels.png"))?;
+        let sel = Vec::<Vec<f64>>::try_from(&stats.selectivity)?;
+        let values: Vec<Vec<f64>> = sel
+            .iter()
+            .map(|row| cols.iter().map(|&j| row[j as usize]).collect())
+            .collect();
+        let lim = values.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
+        let mut chart =
+            MatrixChart::values(values).labels(names.clone(), cols.iter().map(|j| j.to_string()).collect());
+        if let MatrixCells::Values {
+            colormap,
+            range,
+            decimals,
+            ..
+        } = &mut chart.cells
+        {
+            *colormap = Colormap::RdBu;
+            *range = Some((-lim, lim));
+            *decimals = 1;
+        }
+        chart.title = "Selectivity of block3 channels per class (std units)".into();
+        chart.x_desc = "channel (each class's top 3)".into();
+        chart.y_desc = "class".into();
+        chart.figure()
+    };
+    fig.save(out.join("03.png"))?;
 
-    // --- activation maximisation: class logits, each class's top block3 channel, block1 channels
     let steps = pick(256, 24);
-    let base = ActivationMaximization { steps, seed: 0, ..Default::default() };
-    let mut objectives: Vec<(Objective, String)> = Vec::new();
-    for (c, name) in names.iter().enumerate() {
-        objectives.push((Objective::Class(c as i64), format!("{name} logit")));
-    }
-    for (c, list) in top.iter().enumerate() {
-        if let Some(&(j, _)) = list.first() {
+    let fig = {
+        let base = ActivationMaximization {
+            steps,
+            seed: 0,
+            init_std: 0.1,
+            ..Default::default()
+        };
+        let mut objectives: Vec<(Objective, String)> = Vec::new();
+        for (c, name) in names.iter().enumerate() {
+            objectives.push((Objective::Class(c as i64), name.clone()));
+        }
+        for (c, list) in top.iter().enumerate() {
+            if let Some(&(j, _)) = list.first() {
+                objectives.push((
+                    Objective::Channel {
+                        layer: "block3".into(),
+                        channel: j,
+                    },
+                    format!("ch {j} ({})", names[c]),
+                ));
+            }
+        }
+        let fm1 = feature_maps(
+            &trained.model,
+            &img0,
+            "block1",
+            &ChannelSelection::Strongest(names.len()),
+        )?;
+        for &j in &fm1.channels {
             objectives.push((
-                Objective::Channel { layer: "block3".into(), channel: j },
-                format!("b3 ch {j} ({})", names[c]),
+                Objective::Channel {
+                    layer: "block1".into(),
+                    channel: j,
+                },
+                format!("ch {j}"),
             ));
         }
-    }
-    let fm1 = feature_maps(model, &image, "block1", &ChannelSelection::Strongest(names.len()))?;
-    for &j in &fm1.channels {
-        objectives.push((Objective::Channel { layer: "block1".into(), channel: j }, format!("b1 ch {j}")));
-    }
-    let mut imgs = Vec::new();
-    let mut titles = Vec::new();
-    for (objective, label) in objectives {
-        let r = ActivationMaximization { objective, ..base.clone() }.run(model)?;
-        let start = r.trajectory.first().copied().unwrap_or(f64::NAN);
-        println!("{label}: objective {start:.2} -> {:.2}", r.final_objective);
-        imgs.push(r.to_image(1)?);
-        titles.push(format!("{label}: {:.1}", r.final_objective));
-    }
-    let grid = ImageGrid {
-        titles,
-        row_labels: vec!["class logit".into(), "block3 channel".into(), "block1 channel".into()],
-        title: format!("Activation maximisation ({steps} Adam steps, jitter 4, blur)"),
-        cell: 128,
-        ..ImageGrid::new(imgs, names.len())
+        let mut imgs = Vec::new();
+        let mut titles = Vec::new();
+        for (objective, label) in objectives {
+            let r = ActivationMaximization {
+                objective,
+                ..base.clone()
+            }
+            .run(&trained.model)?;
+            let start = r.trajectory.first().copied().unwrap_or(f64::NAN);
+            println!("{label}: objective {start:.2} -> {:.2}", r.final_objective);
+            imgs.push(r.to_image(1)?);
+            titles.push(format!("{label}: {:.1}", r.final_objective));
+        }
+        ImageGrid {
+            titles,
+            row_labels: vec![
+                "class logit".into(),
+                "block3 channel".into(),
+                "block1 channel".into(),
+            ],
+            title: format!("Activation maximisation ({steps} Adam steps, jitter 4, blur)"),
+            cell: 140,
+            ..ImageGrid::new(imgs, names.len())
+        }
+        .figure()
     };
-    grid.figure().save(out.join("maximization.png"))?;
+    fig.save(out.join("04.png"))?;
     println!("wrote {}", out.display());
     Ok(())
 }
