@@ -33,8 +33,8 @@ pub mod io;
 pub mod models;
 pub mod notebook;
 pub mod rng;
-pub mod train;
 pub mod segmentation;
+pub mod train;
 pub mod viz;
 
 pub use error::{Error, Result};

@@ -280,12 +280,14 @@ pub fn replace_head(model: &mut Staged, vs: &VarStore, num_classes: i64, seed: u
     let weight_name = format!("{}.weight", head.var_prefix);
     let f_in = match vs.variables().get(&weight_name) {
         Some(w) if w.dim() == 2 => w.size()[1],
-        _ => return Err(Error::invalid(
-            "vs",
-            format!(
+        _ => {
+            return Err(Error::invalid(
+                "vs",
+                format!(
                 "no 2-D variable `{weight_name}` in this VarStore: pass the VarStore the model was built in"
             ),
-        )),
+            ))
+        }
     };
     {
         let mut vars = vs.variables_.lock().unwrap_or_else(|e| e.into_inner());

@@ -97,10 +97,10 @@ impl Arch {
     }
 
     /// Smallest input height and width the architecture accepts (its downsampling must leave at
-    /// least one pixel): 7 for the small CNN, 1 for ResNets, 32 for VGG-16, 63 for AlexNet.
+    /// least one pixel): 8 for the small CNN, 1 for ResNets, 32 for VGG-16, 63 for AlexNet.
     pub fn min_input_size(self) -> i64 {
         match self {
-            Arch::SmallCnn => 7,
+            Arch::SmallCnn => 8,
             Arch::ResNet18 | Arch::ResNet34 | Arch::ResNet50 => 1,
             Arch::Vgg16 => 32,
             Arch::AlexNet => 63,
@@ -233,7 +233,7 @@ impl ZooConfig {
         let n = self.num_classes;
         let p = path;
         let model = match self.arch {
-            Arch::SmallCnn => small_cnn(&mut init, p, [16, 32, 64, 128], n)?,
+            Arch::SmallCnn => small_cnn(&mut init, p, [32, 64, 128, 128], n)?,
             Arch::ResNet18 => resnet(&mut init, p, Block::Basic, [2, 2, 2, 2], [64, 128, 256, 512], n)?,
             Arch::ResNet34 => resnet(&mut init, p, Block::Basic, [3, 4, 6, 3], [64, 128, 256, 512], n)?,
             Arch::ResNet50 => resnet(
@@ -291,8 +291,13 @@ fn head(p: &nn::Path, stage: &str) -> Head {
     }
 }
 
-/// The small CNN: `conv1` (stride 2), `bn1`, `relu`, three blocks `conv, bn, relu` (the first two
-/// end with a 2x2 max pool `pool`), `avgpool`, `fc`.
+/// The small CNN: `conv1`, `bn1`, `relu`, `maxpool` (2x2), three blocks `conv, bn, relu` (the first
+/// two end with a 2x2 max pool `pool`), a global max pool `pool`, `fc`.
+///
+/// Global *max* pooling lets the head ask "is this shape anywhere in the image"; with global average
+/// pooling the same net learned the built-in shapes far more slowly (loss still at ln 6 after one
+/// epoch, against 35% accuracy with max pooling), because the object covers a small part of a
+/// cluttered image. Gradient CAM methods work on it; plain CAM (which needs average pooling) says so.
 pub(crate) fn small_cnn(
     init: &mut Initializer,
     p: &nn::Path,
@@ -304,10 +309,11 @@ pub(crate) fn small_cnn(
     let mut model = Staged::new(3, num_classes, dev)
         .leaf(
             "conv1",
-            Conv2d::new(init, &(p / "conv1"), ConvSpec::new(3, w[0], 3, 2, 1, false), conv)?,
+            Conv2d::new(init, &(p / "conv1"), ConvSpec::new(3, w[0], 3, 1, 1, false), conv)?,
         )
         .leaf("bn1", BatchNorm2d::new(&(p / "bn1"), w[0])?)
-        .leaf("relu", relu());
+        .leaf("relu", relu())
+        .leaf("maxpool", max_pool(2, 2, 0));
     for i in 1..4 {
         let name = format!("block{i}");
         let q = p / name.as_str();
@@ -330,7 +336,7 @@ pub(crate) fn small_cnn(
         model = model.nested(&name, block);
     }
     Ok(model
-        .leaf("avgpool", adaptive_avg_pool(1, 1))
+        .leaf("pool", nn::func_t(|xs, _| xs.amax([2, 3], true)))
         .leaf(
             "fc",
             Linear::new(init, &(p / "fc"), w[3], num_classes, WeightInit::PytorchDefault)?,
@@ -748,6 +754,7 @@ mod tests {
                 "conv1",
                 "bn1",
                 "relu",
+                "maxpool",
                 "block1.conv",
                 "block1.bn",
                 "block1.relu",
@@ -762,15 +769,15 @@ mod tests {
                 "block3.bn",
                 "block3.relu",
                 "block3",
-                "avgpool",
+                "pool",
                 "fc"
             ]
         );
         let xs = Tensor::rand([2, 3, 64, 64], (Kind::Float, Device::Cpu));
         assert_eq!(model.forward_to(&xs, "block3").unwrap().size(), [2, 128, 8, 8]);
-        assert_eq!(model.forward_to(&xs, "block1").unwrap().size(), [2, 32, 16, 16]);
+        assert_eq!(model.forward_to(&xs, "block1").unwrap().size(), [2, 64, 16, 16]);
         let n: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
-        assert!(n < 150_000, "{n} parameters");
+        assert!(n < 300_000, "{n} parameters");
         assert_eq!(model.head().unwrap().stage, "fc");
     }
 
