@@ -177,6 +177,9 @@ fn main() -> cnn_explain::Result<()> {
     };
     fig.save(out.join("03.png"))?;
 
+    for r in &rows {
+        println!("{}", r.join(" | "));
+    }
     let _shown = html_table(
         &[
             "image",
@@ -334,7 +337,7 @@ fn main() -> cnn_explain::Result<()> {
         ImageGrid {
             titles,
             row_labels: labels,
-            title: "LIME (positive weights) and Grad-CAM (block3), predicted class".into(),
+            title: "LIME (+ weights) and Grad-CAM (block3)".into(),
             cell: 150,
             ..ImageGrid::new(imgs, 3)
         }
