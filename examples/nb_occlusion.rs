@@ -1,0 +1,286 @@
+//! The code of `notebooks/occlusion.ipynb`, cell by cell: occlusion sensitivity on the default
+//! trained model for several window sizes side by side, with the forward passes and time each
+//! needed, compared with vanilla gradient saliency on the same images.
+//!
+//! `CNN_EXPLAIN_CACHE=/work/main/.cache/models-full cargo run --example nb_occlusion`
+//! (add `CNN_EXPLAIN_QUICK=1` for quick mode). Figures go to `target/nb-occlusion/`.
+use cnn_explain::attribution::occlusion::{Occlusion, OcclusionBaseline, Score};
+use cnn_explain::attribution::{Saliency, SaliencyMode};
+use cnn_explain::notebook::{pick, trained_default};
+use cnn_explain::prelude::*;
+use cnn_explain::viz::{
+    html_table, overlay, tensor_to_image, Colormap, Draw, ImageGrid, Normalization, Sign,
+};
+use std::time::Instant;
+
+/// "true -> predicted p" for test image `i`.
+fn caption(ev: &cnn_explain::eval::Evaluation, names: &[String], i: usize) -> String {
+    let name = |c: i64| names.get(c as usize).map_or("?", |s| s.as_str());
+    let (t, p) = (name(ev.labels[i]), name(ev.predicted[i]));
+    if t == p {
+        format!("{t} {:.2}", ev.confidence[i])
+    } else {
+        format!("{t}→{p} {:.2}", ev.confidence[i])
+    }
+}
+
+/// The backdrop of an overlay: images `[N, 3, H, W]` in grey (so colours come from the map only)
+/// with the outline of their object masks `[N, 1, H, W]` in green.
+fn backdrop(images: &Tensor, masks: &Tensor) -> Tensor {
+    let grey = images
+        .mean_dim([1i64].as_slice(), true, Kind::Float)
+        .expand([-1, 3, -1, -1], false);
+    let inside = masks.gt(0.5).to_kind(Kind::Float);
+    let outside_near = (1.0f64 - &inside).max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false);
+    let edge = (&inside * outside_near).clamp(0.0, 1.0);
+    let green = Tensor::from_slice(&[0.0f32, 1.0, 0.0]).view([1, 3, 1, 1]);
+    grey * (1.0f64 - &edge) + &edge * green
+}
+
+/// Share of each map's positive mass (normalised to 1 per image) inside the object mask:
+/// maps `[N, 1, H, W]`, masks `[N, 1, H, W]` -> one value per image.
+fn positive_mass_inside(maps: &Tensor, masks: &Tensor) -> Result<Vec<f64>> {
+    let a = maps
+        .sum_dim_intlist([1i64].as_slice(), true, Kind::Double)
+        .clamp_min(0.0)
+        .to_device(Device::Cpu);
+    let total = a
+        .sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double)
+        .clamp_min(1e-30);
+    let inside =
+        (&a * masks.to_kind(Kind::Double)).sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double);
+    Ok(Vec::<f64>::try_from(inside / total)?)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+fn main() -> cnn_explain::Result<()> {
+    let dir = std::path::Path::new("target/nb-occlusion");
+
+    // %% cell: load and evaluate
+    let trained = trained_default()?;
+    let ev = evaluate(&trained.model, &trained.data.test, 256)?;
+    let masks = trained
+        .data
+        .test
+        .masks
+        .as_ref()
+        .ok_or_else(|| Error::invalid("masks", "the shapes test set should carry object masks"))?
+        .shallow_clone();
+    println!(
+        "test accuracy {:.1}%, {} misclassified",
+        100.0 * ev.accuracy,
+        ev.misclassified().len()
+    );
+
+    // %% cell: images: confident correct ones of different classes, then misclassified ones
+    let k = pick(3, 1);
+    let mut by_conf: Vec<usize> = (0..ev.labels.len())
+        .filter(|&i| ev.labels[i] == ev.predicted[i])
+        .collect();
+    by_conf.sort_by(|&a, &b| ev.confidence[b].total_cmp(&ev.confidence[a]));
+    let mut chosen: Vec<usize> = Vec::new();
+    for &i in &by_conf {
+        if chosen.len() < k && chosen.iter().all(|&j| ev.labels[j] != ev.labels[i]) {
+            chosen.push(i);
+        }
+    }
+    chosen.extend(ev.misclassified().into_iter().take(k));
+    let ix = Tensor::from_slice(&chosen.iter().map(|&i| i as i64).collect::<Vec<_>>());
+    let xs = trained.data.test.images.index_select(0, &ix);
+    let ms = masks.index_select(0, &ix);
+    let captions: Vec<String> = chosen
+        .iter()
+        .map(|&i| caption(&ev, &trained.data.test.class_names, i))
+        .collect();
+    let n = chosen.len() as i64;
+    println!("images {chosen:?}: {captions:?}");
+
+    // %% cell: occlusion with three window sizes, and vanilla saliency
+    let windows = [4i64, 8, 16];
+    let (h, w) = (xs.size()[2], xs.size()[3]);
+    let mut occ_maps = Vec::new();
+    let mut rows = Vec::new();
+    for &win in &windows {
+        let occ = Occlusion {
+            window: (win, win),
+            stride: (win / 2, win / 2),
+            ..Default::default()
+        };
+        let positions = occ.positions(h, w)?;
+        let t = Instant::now();
+        occ_maps.push(occ.attribute(&trained.model, &xs, &Target::Predicted)?);
+        let secs = t.elapsed().as_secs_f64();
+        let passes = n as usize * (positions + 1);
+        rows.push(vec![
+            format!("occlusion {win}×{win}, stride {}", win / 2),
+            positions.to_string(),
+            passes.to_string(),
+            format!("{:.2}", secs),
+            format!("{:.2}", 1000.0 * secs / passes as f64),
+        ]);
+    }
+    let saliency = Saliency {
+        mode: SaliencyMode::MaxOverChannels,
+    };
+    let t = Instant::now();
+    let sal = saliency.attribute(&trained.model, &xs, &Target::Predicted)?;
+    let secs = t.elapsed().as_secs_f64();
+    rows.push(vec![
+        "vanilla saliency".into(),
+        "-".into(),
+        format!("{n} forward + backward"),
+        format!("{secs:.3}"),
+        "-".into(),
+    ]);
+    let headers = [
+        "method",
+        "windows per image",
+        "forward passes",
+        "seconds",
+        "ms per pass",
+    ];
+    let _table = html_table(&headers, &rows)?;
+    println!("{}", headers.join(" | "));
+    for r in &rows {
+        println!("{}", r.join(" | "));
+    }
+
+    // %% cell figure: side by side
+    // One signed scale per image across the three windows (a probability drop), so the windows'
+    // magnitudes compare; saliency on its own scale.
+    let signed = Normalization {
+        sign: Sign::All,
+        shared: true,
+        outlier_percentile: 100.0,
+        ..Default::default()
+    };
+    let sal_norm = Normalization {
+        outlier_percentile: 99.0,
+        ..Default::default()
+    }
+    .normalize(&sal)?;
+    let lined = backdrop(&xs, &ms);
+    let mut cells = Vec::new();
+    let mut drops = Vec::new();
+    for i in 0..n {
+        let per_image: Vec<Tensor> = occ_maps.iter().map(|m| m.get(i).unsqueeze(0)).collect();
+        let stacked = Tensor::f_cat(&per_image, 0)?;
+        drops.push(stacked.abs().max().double_value(&[]));
+        let normed = signed.normalize(&stacked)?;
+        cells.push(tensor_to_image(&xs.get(i))?);
+        for j in 0..windows.len() as i64 {
+            cells.push(overlay(&lined.get(i), &normed.get(j), Colormap::RdBu, 0.7, true)?);
+        }
+        cells.push(overlay(
+            &lined.get(i),
+            &sal_norm.get(i),
+            Colormap::Inferno,
+            0.7,
+            false,
+        )?);
+    }
+    let mut titles = vec!["image".to_string()];
+    titles.extend(windows.iter().map(|w| format!("occlusion {w}px")));
+    titles.push("|gradient|".into());
+    let fig = ImageGrid {
+        titles,
+        row_labels: captions.clone(),
+        title: "Occlusion: window size vs detail (red: hiding lowers the score)".into(),
+        cell: 128,
+        ..ImageGrid::new(cells, windows.len() + 2)
+    }
+    .figure();
+    fig.save(dir.join("windows.png"))?;
+    for (c, d) in captions.iter().zip(&drops) {
+        println!("{c}: largest probability change {d:.3}");
+    }
+
+    // %% cell: how much of each map lies on the object, over more images
+    let m = pick(16, 4) as i64;
+    let xs_m = trained.data.test.images.narrow(0, 0, m);
+    let ms_m = masks.narrow(0, 0, m);
+    let area = mean(&Vec::<f64>::try_from(ms_m.to_kind(Kind::Double).mean_dim(
+        [1i64, 2, 3].as_slice(),
+        false,
+        Kind::Double,
+    ))?);
+    let mut rows = Vec::new();
+    for &win in &windows {
+        let occ = Occlusion {
+            window: (win, win),
+            stride: (win / 2, win / 2),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let maps = occ.attribute(&trained.model, &xs_m, &Target::Predicted)?;
+        let secs = t.elapsed().as_secs_f64();
+        let share = positive_mass_inside(&maps, &ms_m)?;
+        rows.push(vec![
+            format!("occlusion {win}px"),
+            format!("{:.0}", 1000.0 * secs / m as f64),
+            format!("{:.1}%", 100.0 * mean(&share)),
+        ]);
+    }
+    let t = Instant::now();
+    let maps = saliency.attribute(&trained.model, &xs_m, &Target::Predicted)?;
+    let secs = t.elapsed().as_secs_f64();
+    let share = positive_mass_inside(&maps, &ms_m)?;
+    rows.push(vec![
+        "vanilla saliency".into(),
+        format!("{:.1}", 1000.0 * secs / m as f64),
+        format!("{:.1}%", 100.0 * mean(&share)),
+    ]);
+    rows.push(vec![
+        "uniform map (object area)".into(),
+        "-".into(),
+        format!("{:.1}%", 100.0 * area),
+    ]);
+    let headers = ["method", "ms per image", "positive mass inside object"];
+    let _table = html_table(&headers, &rows)?;
+    println!("{}", headers.join(" | "));
+    for r in &rows {
+        println!("{}", r.join(" | "));
+    }
+
+    // %% cell: baseline and score variants for the 8px window
+    let mut rows = Vec::new();
+    for (label, baseline, score) in [
+        (
+            "image mean colour, probability",
+            OcclusionBaseline::ChannelMean,
+            Score::Probability,
+        ),
+        (
+            "black (0), probability",
+            OcclusionBaseline::Value(0.0),
+            Score::Probability,
+        ),
+        (
+            "image mean colour, logit",
+            OcclusionBaseline::ChannelMean,
+            Score::Logit,
+        ),
+    ] {
+        let occ = Occlusion {
+            window: (8, 8),
+            stride: (4, 4),
+            baseline,
+            score,
+            ..Default::default()
+        };
+        let maps = occ.attribute(&trained.model, &xs_m, &Target::Predicted)?;
+        let share = positive_mass_inside(&maps, &ms_m)?;
+        rows.push(vec![label.to_string(), format!("{:.1}%", 100.0 * mean(&share))]);
+    }
+    let _table = html_table(
+        &["8 px window: fill, score", "positive mass inside object"],
+        &rows,
+    )?;
+    for r in &rows {
+        println!("{}", r.join(" | "));
+    }
+    Ok(())
+}
