@@ -12,7 +12,7 @@ import re
 import sys
 
 CELL_START = re.compile(r'<div\s+class="(jp-Cell\s[^"]*)"')
-FIGURE = re.compile(r'<svg\b|<img\s+src="data:image/png')
+FIGURE = re.compile(r'<svg\b|<img\b[^>]*\bsrc="data:image/png')
 ERROR_MARKERS = ["application/vnd.jupyter.error", "jp-OutputArea-output jp-RenderedText\" data-mime-type=\"application/vnd.jupyter.stderr"]
 
 
