@@ -15,7 +15,7 @@ use cnn_explain::viz::{html_table, tensor_to_image, Colormap, Draw, ImageGrid, M
 fn main() -> cnn_explain::Result<()> {
     let out = std::path::Path::new("target/nb-feature-maps");
     let trained = trained_default()?;
-    let names = trained.data.test.class_names.clone();
+    let names: Vec<String> = trained.data.test.class_names.clone();
     let eval = evaluate(&trained.model, &trained.data.test, 256)?;
     println!(
         "test accuracy {:.3}; layers {:?}",
@@ -64,11 +64,11 @@ fn main() -> cnn_explain::Result<()> {
     };
     fig.save(out.join("01.png"))?;
 
-    let layers = ["relu", "block1", "block2", "block3"];
-    let i0 = (0..eval.labels.len())
+    let layers: [&'static str; 4] = ["relu", "block1", "block2", "block3"];
+    let i0: usize = (0..eval.labels.len())
         .find(|&i| eval.labels[i] == 3 && eval.predicted[i] == 3)
         .unwrap_or(0);
-    let img0 = trained.data.test.images.get(i0 as i64);
+    let img0: Tensor = trained.data.test.images.get(i0 as i64);
     let fig = {
         let k = 8;
         let mut imgs = Vec::new();
@@ -165,7 +165,7 @@ fn main() -> cnn_explain::Result<()> {
     };
     fig.save(out.join("03.png"))?;
 
-    let steps = pick(256, 24);
+    let steps: usize = pick(256, 24);
     let fig = {
         let base = ActivationMaximization {
             steps,
@@ -184,7 +184,7 @@ fn main() -> cnn_explain::Result<()> {
                         layer: "block3".into(),
                         channel: j,
                     },
-                    format!("ch {j} ({})", names[c]),
+                    format!("ch{j} {}", names[c]),
                 ));
             }
         }

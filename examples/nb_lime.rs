@@ -14,7 +14,7 @@ use cnn_explain::viz::{html_table, overlay, Colormap, Draw, ImageGrid, LineChart
 fn main() -> cnn_explain::Result<()> {
     let out = std::path::Path::new("target/nb-lime");
     let trained = trained_default()?;
-    let names = trained.data.test.class_names.clone();
+    let names: Vec<String> = trained.data.test.class_names.clone();
     let eval = evaluate(&trained.model, &trained.data.test, 256)?;
     println!(
         "test accuracy {:.3}, {} misclassified of {}",
@@ -26,7 +26,11 @@ fn main() -> cnn_explain::Result<()> {
     let correct: Vec<usize> = (0..names.len() as i64)
         .filter_map(|c| (0..eval.labels.len()).find(|&i| eval.labels[i] == c && eval.predicted[i] == c))
         .collect();
-    let wrong: Vec<usize> = eval.misclassified().into_iter().take(pick(3, 2)).collect();
+    // The first misclassified images; a model without errors gets its least confident ones instead.
+    let wrong: Vec<usize> = match eval.misclassified() {
+        w if w.is_empty() => eval.lowest_margin(pick(3, 2)),
+        w => w.into_iter().take(pick(3, 2)).collect(),
+    };
     fn test_image(t: &Trained, i: usize) -> Tensor {
         t.data.test.images.get(i as i64)
     }
