@@ -76,7 +76,7 @@ fn saliency_grid(
         titles,
         row_labels: rows.iter().map(|(l, _)| l.to_string()).collect(),
         title: title.into(),
-        cell: 128,
+        cell: 144,
         ..ImageGrid::new(cells, n as usize)
     })
 }
@@ -113,6 +113,42 @@ fn select(
         masks.f_index_select(0, &ix)?,
         idx.iter().map(|&i| caption(ev, &data.class_names, i)).collect(),
     ))
+}
+
+/// Rows of images, columns of methods: `normed` `[M * N, 1, H, W]` holds the normalised maps of
+/// method 0 for the N images, then method 1, ...
+fn methods_grid(
+    images: &Tensor,
+    masks: &Tensor,
+    normed: &Tensor,
+    names: &[String],
+    captions: &[String],
+    title: &str,
+) -> Result<ImageGrid> {
+    let n = images.size()[0];
+    let lined = backdrop(images, masks);
+    let mut cells = Vec::new();
+    for i in 0..n {
+        cells.push(tensor_to_image(&images.get(i))?);
+        for j in 0..names.len() as i64 {
+            cells.push(overlay(
+                &lined.get(i),
+                &normed.get(j * n + i),
+                Colormap::Inferno,
+                0.75,
+                false,
+            )?);
+        }
+    }
+    let mut titles = vec!["image".to_string()];
+    titles.extend(names.iter().cloned());
+    Ok(ImageGrid {
+        titles,
+        row_labels: captions.to_vec(),
+        title: title.into(),
+        cell: 128,
+        ..ImageGrid::new(cells, names.len() + 1)
+    })
 }
 
 fn mean(v: &[f64]) -> f64 {
@@ -254,38 +290,40 @@ fn main() -> cnn_explain::Result<()> {
     }
 
     // %% cell figure: side by side, one shared scale
-    let n = shown.len() as i64;
     let shared = Normalization {
         shared: true,
         outlier_percentile: 99.0,
         ..Default::default()
-    }
-    .normalize(&Tensor::f_cat(&all_maps, 0)?)?;
-    let lined = backdrop(&xs, &ms);
-    let mut cells = Vec::new();
-    for i in 0..n {
-        cells.push(tensor_to_image(&xs.get(i))?);
-        for j in 0..methods.len() as i64 {
-            cells.push(overlay(
-                &lined.get(i),
-                &shared.get(j * n + i),
-                Colormap::Inferno,
-                0.75,
-                false,
-            )?);
-        }
-    }
-    let mut titles = vec!["image".to_string()];
-    titles.extend(methods.iter().map(|(name, _)| name.clone()));
-    let fig = ImageGrid {
-        titles,
-        row_labels: captions.clone(),
-        title: "Five gradient methods, |attribution| on one shared scale".into(),
-        cell: 128,
-        ..ImageGrid::new(cells, methods.len() + 1)
-    }
+    };
+    let normed = shared.normalize(&Tensor::f_cat(&all_maps, 0)?)?;
+    let names: Vec<String> = methods.iter().map(|(name, _)| name.clone()).collect();
+    let fig = methods_grid(
+        &xs,
+        &ms,
+        &normed,
+        &names,
+        &captions,
+        "Five gradient methods, |attribution| on one shared scale",
+    )?
     .figure();
     fig.save(dir.join("methods.png"))?;
+
+    // %% cell figure: the same maps, one scale per method
+    let per_method = all_maps
+        .iter()
+        .map(|m| shared.normalize(m))
+        .collect::<Result<Vec<_>>>()?;
+    let normed = Tensor::f_cat(&per_method, 0)?;
+    let fig = methods_grid(
+        &xs,
+        &ms,
+        &normed,
+        &names,
+        &captions,
+        "The same maps, one scale per method",
+    )?
+    .figure();
+    fig.save(dir.join("methods-own-scale.png"))?;
 
     // %% cell: completeness of Integrated Gradients, for a quarter, once and four times the steps
     let ig_steps = [(steps / 4).max(2), steps, steps * 4];
