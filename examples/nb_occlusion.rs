@@ -1,9 +1,9 @@
-//! The code of `notebooks/occlusion.ipynb`, cell by cell: occlusion sensitivity on the default
-//! trained model for several window sizes side by side, with the forward passes and time each
-//! needed, compared with vanilla gradient saliency on the same images.
+//! Generated from `notebooks/src/occlusion.txt` by `notebooks/src/spec2example.py`: the code of
+//! `notebooks/occlusion.ipynb`, cell by cell, with each figure saved to `target/nb-occlusion/NN.png`.
 //!
 //! `CNN_EXPLAIN_CACHE=/work/main/.cache/models-full cargo run --example nb_occlusion`
-//! (add `CNN_EXPLAIN_QUICK=1` for quick mode). Figures go to `target/nb-occlusion/`.
+//! (`CNN_EXPLAIN_QUICK=1` for the quick mode).
+#![allow(clippy::needless_range_loop)]
 use cnn_explain::attribution::occlusion::{Occlusion, OcclusionBaseline, Score};
 use cnn_explain::attribution::{Saliency, SaliencyMode};
 use cnn_explain::notebook::{pick, trained_default};
@@ -13,53 +13,8 @@ use cnn_explain::viz::{
 };
 use std::time::Instant;
 
-/// "true -> predicted p" for test image `i`.
-fn caption(ev: &cnn_explain::eval::Evaluation, names: &[String], i: usize) -> String {
-    let name = |c: i64| names.get(c as usize).map_or("?", |s| s.as_str());
-    let (t, p) = (name(ev.labels[i]), name(ev.predicted[i]));
-    if t == p {
-        format!("{t} {:.2}", ev.confidence[i])
-    } else {
-        format!("{t}→{p} {:.2}", ev.confidence[i])
-    }
-}
-
-/// The backdrop of an overlay: images `[N, 3, H, W]` in grey (so colours come from the map only)
-/// with the outline of their object masks `[N, 1, H, W]` in green.
-fn backdrop(images: &Tensor, masks: &Tensor) -> Tensor {
-    let grey = images
-        .mean_dim([1i64].as_slice(), true, Kind::Float)
-        .expand([-1, 3, -1, -1], false);
-    let inside = masks.gt(0.5).to_kind(Kind::Float);
-    let outside_near = (1.0f64 - &inside).max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false);
-    let edge = (&inside * outside_near).clamp(0.0, 1.0);
-    let green = Tensor::from_slice(&[0.0f32, 1.0, 0.0]).view([1, 3, 1, 1]);
-    grey * (1.0f64 - &edge) + &edge * green
-}
-
-/// Share of each map's positive mass (normalised to 1 per image) inside the object mask:
-/// maps `[N, 1, H, W]`, masks `[N, 1, H, W]` -> one value per image.
-fn positive_mass_inside(maps: &Tensor, masks: &Tensor) -> Result<Vec<f64>> {
-    let a = maps
-        .sum_dim_intlist([1i64].as_slice(), true, Kind::Double)
-        .clamp_min(0.0)
-        .to_device(Device::Cpu);
-    let total = a
-        .sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double)
-        .clamp_min(1e-30);
-    let inside =
-        (&a * masks.to_kind(Kind::Double)).sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double);
-    Ok(Vec::<f64>::try_from(inside / total)?)
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
-}
-
 fn main() -> cnn_explain::Result<()> {
-    let dir = std::path::Path::new("target/nb-occlusion");
-
-    // %% cell: load and evaluate
+    let out = std::path::Path::new("target/nb-occlusion");
     let trained = trained_default()?;
     let ev = evaluate(&trained.model, &trained.data.test, 256)?;
     let masks = trained
@@ -75,7 +30,46 @@ fn main() -> cnn_explain::Result<()> {
         ev.misclassified().len()
     );
 
-    // %% cell: images: confident correct ones of different classes, then misclassified ones
+    fn caption(ev: &cnn_explain::eval::Evaluation, names: &[String], i: usize) -> String {
+        let name = |c: i64| names.get(c as usize).map_or("?", |s| s.as_str());
+        let (t, p) = (name(ev.labels[i]), name(ev.predicted[i]));
+        if t == p {
+            format!("{t} {:.2}", ev.confidence[i])
+        } else {
+            format!("{t}→{p} {:.2}", ev.confidence[i])
+        }
+    }
+
+    /// Grey images [N, 3, H, W] with the outline of the masks [N, 1, H, W] in green.
+    fn backdrop(images: &Tensor, masks: &Tensor) -> Tensor {
+        let grey = images
+            .mean_dim([1i64].as_slice(), true, Kind::Float)
+            .expand([-1, 3, -1, -1], false);
+        let inside = masks.gt(0.5).to_kind(Kind::Float);
+        let outside_near = (1.0f64 - &inside).max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false);
+        let edge = (&inside * outside_near).clamp(0.0, 1.0);
+        let green = Tensor::from_slice(&[0.0f32, 1.0, 0.0]).view([1, 3, 1, 1]);
+        grey * (1.0f64 - &edge) + &edge * green
+    }
+
+    /// Share of each map's positive mass (1 per image) inside the mask: maps, masks [N, 1, H, W].
+    fn positive_mass_inside(maps: &Tensor, masks: &Tensor) -> Result<Vec<f64>> {
+        let a = maps
+            .sum_dim_intlist([1i64].as_slice(), true, Kind::Double)
+            .clamp_min(0.0)
+            .to_device(Device::Cpu);
+        let total = a
+            .sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double)
+            .clamp_min(1e-30);
+        let inside =
+            (&a * masks.to_kind(Kind::Double)).sum_dim_intlist([1i64, 2, 3].as_slice(), false, Kind::Double);
+        Ok(Vec::<f64>::try_from(inside / total)?)
+    }
+
+    fn mean(v: &[f64]) -> f64 {
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    }
+
     let k = pick(3, 1);
     let mut by_conf: Vec<usize> = (0..ev.labels.len())
         .filter(|&i| ev.labels[i] == ev.predicted[i])
@@ -98,7 +92,6 @@ fn main() -> cnn_explain::Result<()> {
     let n = chosen.len() as i64;
     println!("images {chosen:?}: {captions:?}");
 
-    // %% cell: occlusion with three window sizes, and vanilla saliency
     // Quick mode skips the 4 px window (hundreds of passes per image).
     let windows: Vec<i64> = pick(vec![4, 8, 16], vec![8, 16]);
     let (h, w) = (xs.size()[2], xs.size()[3]);
@@ -136,70 +129,67 @@ fn main() -> cnn_explain::Result<()> {
         format!("{secs:.3}"),
         "-".into(),
     ]);
-    let headers = [
-        "method",
-        "windows per image",
-        "forward passes",
-        "seconds",
-        "ms per pass",
-    ];
-    let _table = html_table(&headers, &rows)?;
-    println!("{}", headers.join(" | "));
-    for r in &rows {
-        println!("{}", r.join(" | "));
-    }
+    let _shown = html_table(
+        &[
+            "method",
+            "windows per image",
+            "forward passes",
+            "seconds",
+            "ms per pass",
+        ],
+        &rows,
+    )?;
 
-    // %% cell figure: side by side
-    // One signed scale per image across the three windows (a probability drop), so the windows'
-    // magnitudes compare; saliency on its own scale.
-    let signed = Normalization {
-        sign: Sign::All,
-        shared: true,
-        outlier_percentile: 100.0,
-        ..Default::default()
-    };
-    let sal_norm = Normalization {
-        outlier_percentile: 99.0,
-        ..Default::default()
-    }
-    .normalize(&sal)?;
-    let lined = backdrop(&xs, &ms);
-    let mut cells = Vec::new();
-    let mut drops = Vec::new();
-    for i in 0..n {
-        let per_image: Vec<Tensor> = occ_maps.iter().map(|m| m.get(i).unsqueeze(0)).collect();
-        let stacked = Tensor::f_cat(&per_image, 0)?;
-        drops.push(stacked.abs().max().double_value(&[]));
-        let normed = signed.normalize(&stacked)?;
-        cells.push(tensor_to_image(&xs.get(i))?);
-        for j in 0..windows.len() as i64 {
-            cells.push(overlay(&lined.get(i), &normed.get(j), Colormap::RdBu, 0.7, true)?);
+    // One block, so the images it builds stay local to the cell.
+    {
+        let signed = Normalization {
+            sign: Sign::All,
+            shared: true,
+            outlier_percentile: 100.0,
+            ..Default::default()
+        };
+        let sal_norm = Normalization {
+            outlier_percentile: 99.0,
+            ..Default::default()
         }
-        cells.push(overlay(
-            &lined.get(i),
-            &sal_norm.get(i),
-            Colormap::Inferno,
-            0.7,
-            false,
-        )?);
-    }
-    let mut titles = vec!["image".to_string()];
-    titles.extend(windows.iter().map(|w| format!("occlusion {w}px")));
-    titles.push("|gradient|".into());
-    let fig = ImageGrid {
-        titles,
-        row_labels: captions.clone(),
-        title: "Occlusion: window size vs detail (red: hiding lowers the score)".into(),
-        cell: 128,
-        ..ImageGrid::new(cells, windows.len() + 2)
-    }
-    .figure();
-    fig.save(dir.join("windows.png"))?;
-    for (c, d) in captions.iter().zip(&drops) {
-        println!("{c}: largest probability change {d:.3}");
+        .normalize(&sal)?;
+        let lined = backdrop(&xs, &ms);
+        let mut cells = Vec::new();
+        let mut drops = Vec::new();
+        for i in 0..n {
+            let per_image: Vec<Tensor> = occ_maps.iter().map(|m| m.get(i).unsqueeze(0)).collect();
+            let stacked = Tensor::f_cat(&per_image, 0)?;
+            drops.push(stacked.abs().max().double_value(&[]));
+            let normed = signed.normalize(&stacked)?;
+            cells.push(tensor_to_image(&xs.get(i))?);
+            for j in 0..windows.len() as i64 {
+                cells.push(overlay(&lined.get(i), &normed.get(j), Colormap::RdBu, 0.7, true)?);
+            }
+            cells.push(overlay(
+                &lined.get(i),
+                &sal_norm.get(i),
+                Colormap::Inferno,
+                0.7,
+                false,
+            )?);
+        }
+        let mut titles = vec!["image".to_string()];
+        titles.extend(windows.iter().map(|w| format!("occlusion {w}px")));
+        titles.push("|gradient|".into());
+        for (c, d) in captions.iter().zip(&drops) {
+            println!("{c}: largest probability change {d:.3}");
+        }
+        ImageGrid {
+            titles,
+            row_labels: captions.clone(),
+            title: "Occlusion: window size vs detail (red: hiding lowers the score)".into(),
+            cell: 128,
+            ..ImageGrid::new(cells, windows.len() + 2)
+        }
+        .figure()
+        .save(out.join("01.png"))?;
     }
 
-    // %% cell: how much of each map lies on the object
     let area = mean(&Vec::<f64>::try_from(ms.to_kind(Kind::Double).mean_dim(
         [1i64, 2, 3].as_slice(),
         false,
@@ -222,14 +212,8 @@ fn main() -> cnn_explain::Result<()> {
         "uniform map (object area)".into(),
         format!("{:.1}%", 100.0 * area),
     ]);
-    let headers = ["method", "positive mass inside object"];
-    let _table = html_table(&headers, &rows)?;
-    println!("{}", headers.join(" | "));
-    for r in &rows {
-        println!("{}", r.join(" | "));
-    }
+    let _shown = html_table(&["method", "positive mass inside object"], &rows)?;
 
-    // %% cell: what fills the hole, and which score (8 px window; the default is the 8 px map above)
     let mut rows = Vec::new();
     for (label, baseline, score) in [
         (
@@ -268,15 +252,14 @@ fn main() -> cnn_explain::Result<()> {
                 .join(", "),
         ]);
     }
-    let headers = [
-        "8 px window: fill, score",
-        "positive mass inside object",
-        "largest drop per image",
-    ];
-    let _table = html_table(&headers, &rows)?;
-    println!("{}", headers.join(" | "));
-    for r in &rows {
-        println!("{}", r.join(" | "));
-    }
+    let _shown = html_table(
+        &[
+            "8 px window: fill, score",
+            "positive mass inside object",
+            "largest drop per image",
+        ],
+        &rows,
+    )?;
+    println!("wrote {}", out.display());
     Ok(())
 }

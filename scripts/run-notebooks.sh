@@ -3,6 +3,7 @@
 #   scripts/run-notebooks.sh           full mode -> html-exports/<name>.html and html-exports/index.html
 #   scripts/run-notebooks.sh --quick   quick mode (CNN_EXPLAIN_QUICK=1: fewer epochs and samples, same
 #                                      code paths) -> target/notebook-check/, then checks the exports
+#   scripts/run-notebooks.sh [--quick] NAME...   only the named notebooks (notebooks/NAME.ipynb)
 # Notebooks run one after another in one shared EVCXR_TMPDIR, so the crate and torch-sys compile once.
 # Each export is written under a temporary name and renamed, so a failed run leaves the old export.
 set -euo pipefail
@@ -14,6 +15,7 @@ if [ "${1:-}" = "--quick" ]; then
   mode=quick
   out=target/notebook-check
   export CNN_EXPLAIN_QUICK=1
+  shift
 fi
 [ -x .tools/bin/evcxr_jupyter ] || { echo "run-notebooks: evcxr_jupyter is missing from .tools/bin: run scripts/setup.sh" >&2; exit 1; }
 export EVCXR_TMPDIR="$CNN_ROOT/.cache/evcxr-build"
@@ -25,6 +27,13 @@ trap 'rm -rf "$work"' EXIT
 failed=()
 shopt -s nullglob
 notebooks=(notebooks/*.ipynb)
+if [ $# -gt 0 ]; then
+  notebooks=()
+  for name in "$@"; do
+    [ -f "notebooks/$name.ipynb" ] || { echo "run-notebooks: no notebook notebooks/$name.ipynb" >&2; exit 1; }
+    notebooks+=("notebooks/$name.ipynb")
+  done
+fi
 [ ${#notebooks[@]} -gt 0 ] || { echo "run-notebooks: no notebooks in notebooks/" >&2; exit 1; }
 for nb in "${notebooks[@]}"; do
   name="$(basename "$nb" .ipynb)"

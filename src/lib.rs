@@ -38,6 +38,9 @@ pub mod train;
 pub mod viz;
 
 pub use error::{Error, Result};
+/// The `image` crate the crate's image types come from (`RgbImage`, `GrayImage`), so notebooks can name them
+/// with `use cnn_explain::image;` without adding the dependency.
+pub use image;
 pub use tch;
 
 /// The device to use by default: the first CUDA GPU when libtorch finds one, else the CPU.

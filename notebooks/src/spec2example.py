@@ -30,6 +30,14 @@ for c in cells:
         (uses if l.startswith("use ") else rest).append(l)
     if not rest:
         continue
+    # A figure cell that shows its figure explicitly (`fig.show();`, `….figure().show();`) saves it instead.
+    shows = [i for i, l in enumerate(rest) if l.rstrip().endswith(".show();")]
+    if "figure" in c["kind"] and shows:
+        for i in shows:
+            fig += 1
+            rest[i] = rest[i].rstrip()[: -len(".show();")] + f'.save(out.join("{fig:02}.png"))?;'
+        body.append("\n".join(rest))
+        continue
     # The cell's last expression: from the last top-level line starting an expression.
     last = rest[-1]
     if not last.rstrip().endswith((";", "}")) or (last == "}" and "figure" in c["kind"]):
