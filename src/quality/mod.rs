@@ -64,7 +64,7 @@ pub enum Pooling {
     MaxAbs,
 }
 
-/// Pools `map` `[N, C, H, W]` to `[N, 1, H, W]` (float) with `pooling`.
+/// Pools `map` `[N, C, H, W]` to `[N, 1, H, W]` with `pooling` (`f64` for an `f64` map, else `f32`).
 ///
 /// ```
 /// use cnn_explain::quality::{pool_channels, Pooling};
@@ -86,13 +86,15 @@ pub fn pool_channels(map: &Tensor, pooling: Pooling) -> Result<Tensor> {
             format!("expected a float tensor, got {:?}", map.kind()),
         ));
     }
-    let m = map.to_kind(Kind::Float).detach();
+    // Double maps stay double (golden comparisons); every other float kind becomes f32.
+    let kind = if map.kind() == Kind::Double { Kind::Double } else { Kind::Float };
+    let m = map.to_kind(kind).detach();
     let dim = [1i64];
     Ok(match pooling {
-        Pooling::Sum => m.f_sum_dim_intlist(dim.as_slice(), true, Kind::Float)?,
-        Pooling::AbsSum => m.abs().f_sum_dim_intlist(dim.as_slice(), true, Kind::Float)?,
-        Pooling::PositiveSum => m.relu().f_sum_dim_intlist(dim.as_slice(), true, Kind::Float)?,
-        Pooling::L2NormSquared => m.square().f_sum_dim_intlist(dim.as_slice(), true, Kind::Float)?,
+        Pooling::Sum => m.f_sum_dim_intlist(dim.as_slice(), true, kind)?,
+        Pooling::AbsSum => m.abs().f_sum_dim_intlist(dim.as_slice(), true, kind)?,
+        Pooling::PositiveSum => m.relu().f_sum_dim_intlist(dim.as_slice(), true, kind)?,
+        Pooling::L2NormSquared => m.square().f_sum_dim_intlist(dim.as_slice(), true, kind)?,
         Pooling::MaxAbs => m.abs().f_amax(dim.as_slice(), true)?,
     })
 }
