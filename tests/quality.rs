@@ -2,7 +2,9 @@
 //! of SSIM and Spearman from scikit-image and scipy (`scripts/golden/quality.py`).
 
 use cnn_explain::attribution::cam::GradCam;
-use cnn_explain::attribution::gradient::{Baseline, InputXGradient, IntegratedGradients, Saliency, SaliencyMode};
+use cnn_explain::attribution::gradient::{
+    Baseline, InputXGradient, IntegratedGradients, Saliency, SaliencyMode,
+};
 use cnn_explain::attribution::{Attribution, Target};
 use cnn_explain::models::zoo::Normalization;
 use cnn_explain::models::{Model, Staged, ZooConfig};
@@ -66,7 +68,12 @@ fn deletion_and_insertion_of_a_perfect_and_a_reversed_ordering() {
     let xs = Tensor::cat(&[&x, &x], 0);
     let maps = Tensor::cat(&[&x, &(-&x)], 0);
     for batch in [1, 3, 64] {
-        let config = FaithfulnessConfig { step: 1, score: Score::Logit, batch, ..Default::default() };
+        let config = FaithfulnessConfig {
+            step: 1,
+            score: Score::Logit,
+            batch,
+            ..Default::default()
+        };
         let del = deletion(&model, &xs, &maps, &Target::Class(0), &config).unwrap();
         assert_eq!(del.fractions, [0.0, 0.25, 0.5, 0.75, 1.0]);
         assert_all_close(&del.scores[0], &[10., 6., 3., 1., 0.], 1e-6, "deletion perfect");
@@ -87,7 +94,11 @@ fn a_last_step_smaller_than_the_others_is_weighted_by_its_width() {
     // Perfect deletion: 10, 1, 0 -> AUC = 0.75 * 11 / 2 + 0.25 * 1 / 2 = 4.25.
     let model = sum_model(1);
     let x = t(&[1., 2., 3., 4.], &[1, 1, 2, 2]);
-    let config = FaithfulnessConfig { step: 3, score: Score::Logit, ..Default::default() };
+    let config = FaithfulnessConfig {
+        step: 3,
+        score: Score::Logit,
+        ..Default::default()
+    };
     let del = deletion(&model, &x, &x, &Target::Class(0), &config).unwrap();
     assert_eq!(del.fractions, [0.0, 0.75, 1.0]);
     assert_all_close(&del.scores[0], &[10., 1., 0.], 1e-6, "scores");
@@ -102,7 +113,12 @@ fn ties_are_broken_by_pixel_index_and_channels_are_summed() {
     let model = sum_model(3);
     let xs = t(&[1., 2., 3., 4.], &[1, 1, 2, 2]).repeat([1, 3, 1, 1]);
     let map = Tensor::ones([1, 3, 2, 2], (Kind::Float, CPU));
-    let config = FaithfulnessConfig { step: 1, fill: Fill::Constant(1.0), score: Score::Logit, ..Default::default() };
+    let config = FaithfulnessConfig {
+        step: 1,
+        fill: Fill::Constant(1.0),
+        score: Score::Logit,
+        ..Default::default()
+    };
     let del = deletion(&model, &xs, &map, &Target::Class(0), &config).unwrap();
     assert_all_close(&del.scores[0], &[30., 30., 27., 21., 12.], 1e-5, "ties row-major");
     // Channels summed: channel 0 says pixel 3 first, channels 1 and 2 say pixel 0 first (2 > 1).
@@ -111,7 +127,12 @@ fn ties_are_broken_by_pixel_index_and_channels_are_summed() {
     m[4] = 1.0; // channel 1, pixel 0
     m[8] = 1.0; // channel 2, pixel 0
     let del = deletion(&model, &xs, &t(&m, &[1, 3, 2, 2]), &Target::Class(0), &config).unwrap();
-    assert_all_close(&del.scores[0][..3], &[30., 30., 21.], 1e-5, "pixel 0 then pixel 3");
+    assert_all_close(
+        &del.scores[0][..3],
+        &[30., 30., 21.],
+        1e-5,
+        "pixel 0 then pixel 3",
+    );
 }
 
 #[test]
@@ -119,7 +140,11 @@ fn blurred_fill_of_a_constant_image_changes_nothing_and_probability_is_softmax()
     let model = two_class_sum_model();
     let xs = Tensor::full([1, 1, 4, 4], 0.5, (Kind::Float, CPU));
     let map = Tensor::rand([1, 1, 4, 4], (Kind::Float, CPU));
-    let config = FaithfulnessConfig { step: 4, fill: Fill::Blur { sigma: 1.0 }, ..Default::default() };
+    let config = FaithfulnessConfig {
+        step: 4,
+        fill: Fill::Blur { sigma: 1.0 },
+        ..Default::default()
+    };
     let del = deletion(&model, &xs, &map, &Target::Class(0), &config).unwrap();
     // Logits [8, 0]: p = 1 / (1 + e^-8) at every point, AUC the same.
     let p = 1.0 / (1.0 + (-8f64).exp());
@@ -132,7 +157,14 @@ fn predicted_target_is_the_intact_images_class() {
     let model = two_class_sum_model();
     let xs = t(&[-1., -1., 1., -1.], &[2, 1, 1, 2]); // sums -2 (class 1) and 0 (tie: class 0)
     let map = xs.ones_like();
-    let del = deletion(&model, &xs, &map, &Target::Predicted, &FaithfulnessConfig::default()).unwrap();
+    let del = deletion(
+        &model,
+        &xs,
+        &map,
+        &Target::Predicted,
+        &FaithfulnessConfig::default(),
+    )
+    .unwrap();
     assert_eq!(del.classes, [1, 0]);
 }
 
@@ -142,26 +174,66 @@ fn faithfulness_bad_input_is_an_error() {
     let xs = Tensor::ones([2, 1, 4, 4], (Kind::Float, CPU));
     let ok = Tensor::ones([2, 1, 4, 4], (Kind::Float, CPU));
     let c = FaithfulnessConfig::default();
-    let err = deletion(&model, &xs, &Tensor::ones([2, 1, 4, 3], (Kind::Float, CPU)), &Target::Class(0), &c)
+    let err = deletion(
+        &model,
+        &xs,
+        &Tensor::ones([2, 1, 4, 3], (Kind::Float, CPU)),
+        &Target::Class(0),
+        &c,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("[2, 1, 4, 4]"), "{err}");
+    assert!(deletion(
+        &model,
+        &xs,
+        &Tensor::ones([1, 1, 4, 4], (Kind::Float, CPU)),
+        &Target::Class(0),
+        &c
+    )
+    .is_err());
+    assert!(insertion(
+        &model,
+        &xs,
+        &Tensor::ones([2, 2, 4, 4], (Kind::Float, CPU)),
+        &Target::Class(0),
+        &c
+    )
+    .is_err());
+    let zero_step = FaithfulnessConfig {
+        step: 0,
+        ..Default::default()
+    };
+    let err = deletion(&model, &xs, &ok, &Target::Class(0), &zero_step)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("[2, 1, 4, 4]"), "{err}");
-    assert!(deletion(&model, &xs, &Tensor::ones([1, 1, 4, 4], (Kind::Float, CPU)), &Target::Class(0), &c).is_err());
-    assert!(insertion(&model, &xs, &Tensor::ones([2, 2, 4, 4], (Kind::Float, CPU)), &Target::Class(0), &c).is_err());
-    let zero_step = FaithfulnessConfig { step: 0, ..Default::default() };
-    let err = deletion(&model, &xs, &ok, &Target::Class(0), &zero_step).unwrap_err().to_string();
     assert!(err.contains("step"), "{err}");
-    let zero_batch = FaithfulnessConfig { batch: 0, ..Default::default() };
+    let zero_batch = FaithfulnessConfig {
+        batch: 0,
+        ..Default::default()
+    };
     assert!(deletion(&model, &xs, &ok, &Target::Class(0), &zero_batch).is_err());
-    let nan = FaithfulnessConfig { fill: Fill::Constant(f64::NAN), ..Default::default() };
+    let nan = FaithfulnessConfig {
+        fill: Fill::Constant(f64::NAN),
+        ..Default::default()
+    };
     assert!(deletion(&model, &xs, &ok, &Target::Class(0), &nan).is_err());
-    let bad_blur = FaithfulnessConfig { fill: Fill::Blur { sigma: 0.0 }, ..Default::default() };
+    let bad_blur = FaithfulnessConfig {
+        fill: Fill::Blur { sigma: 0.0 },
+        ..Default::default()
+    };
     assert!(insertion(&model, &xs, &ok, &Target::Class(0), &bad_blur).is_err());
     assert!(matches!(
         deletion(&model, &xs, &ok, &Target::Class(3), &c),
         Err(Error::ClassOutOfRange { .. })
     ));
-    assert!(confidence_change(&model, &xs, &Tensor::ones([2, 1, 3, 4], (Kind::Float, CPU)), &Target::Class(0)).is_err());
+    assert!(confidence_change(
+        &model,
+        &xs,
+        &Tensor::ones([2, 1, 3, 4], (Kind::Float, CPU)),
+        &Target::Class(0)
+    )
+    .is_err());
 }
 
 #[test]
@@ -179,7 +251,11 @@ fn average_drop_and_increase_in_confidence_by_hand() {
     assert_all_close(&out.original, &[s(2.), s(-2.), s(2.)], 1e-6, "Y");
     assert_all_close(&out.masked, &[s(1.), s(-1.), 0.5], 1e-6, "O");
     let drop = 100.0 / 3.0 * ((s(2.) - s(1.)) / s(2.) + (s(2.) - 0.5) / s(2.));
-    assert!(close(out.average_drop, drop, 1e-4), "{} vs {drop}", out.average_drop);
+    assert!(
+        close(out.average_drop, drop, 1e-4),
+        "{} vs {drop}",
+        out.average_drop
+    );
     assert!(close(out.increase_in_confidence, 100.0 / 3.0, 1e-9));
 }
 
@@ -207,19 +283,41 @@ struct Golden {
 
 #[test]
 fn ssim_and_spearman_match_scikit_image_and_scipy() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/quality_golden.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/quality_golden.json"
+    ))
+    .unwrap();
     let golden: Golden = serde_json::from_str(&text).unwrap();
     assert_eq!(golden.cases.len(), 3);
     for (i, c) in golden.cases.iter().enumerate() {
         let shape = [1, 1, c.h, c.w];
-        let (a, b) = (Tensor::from_slice(&c.a).view(shape), Tensor::from_slice(&c.b).view(shape));
+        let (a, b) = (
+            Tensor::from_slice(&c.a).view(shape),
+            Tensor::from_slice(&c.b).view(shape),
+        );
         let g = ssim(&a, &b, &SsimConfig::default()).unwrap()[0];
-        assert!(close(g, c.ssim_gaussian, 1e-9), "case {i} gaussian: {g} vs {}", c.ssim_gaussian);
+        assert!(
+            close(g, c.ssim_gaussian, 1e-9),
+            "case {i} gaussian: {g} vs {}",
+            c.ssim_gaussian
+        );
         let u = ssim(&a, &b, &SsimConfig::uniform()).unwrap()[0];
-        assert!(close(u, c.ssim_uniform, 1e-9), "case {i} uniform: {u} vs {}", c.ssim_uniform);
-        let (qa, qb) = (Tensor::from_slice(&c.qa).view(shape), Tensor::from_slice(&c.qb).view(shape));
+        assert!(
+            close(u, c.ssim_uniform, 1e-9),
+            "case {i} uniform: {u} vs {}",
+            c.ssim_uniform
+        );
+        let (qa, qb) = (
+            Tensor::from_slice(&c.qa).view(shape),
+            Tensor::from_slice(&c.qb).view(shape),
+        );
         let r = spearman(&qa, &qb).unwrap()[0];
-        assert!(close(r, c.spearman_quantised, 1e-9), "case {i} spearman: {r} vs {}", c.spearman_quantised);
+        assert!(
+            close(r, c.spearman_quantised, 1e-9),
+            "case {i} spearman: {r} vs {}",
+            c.spearman_quantised
+        );
     }
 }
 
@@ -242,8 +340,14 @@ fn ssim_of_identical_maps_is_one_and_of_different_maps_less() {
 fn linear_model(vs: &VarStore) -> Staged {
     let fc = nn::linear(vs.root() / "fc", 4, 2, Default::default());
     tch::no_grad(|| {
-        fc.ws.shallow_clone().copy_(&t(&[1., 2., 3., 4., -1., 0., 1., 0.], &[2, 4]));
-        fc.bs.as_ref().unwrap().shallow_clone().copy_(&t(&[0.5, -0.5], &[2]));
+        fc.ws
+            .shallow_clone()
+            .copy_(&t(&[1., 2., 3., 4., -1., 0., 1., 0.], &[2, 4]));
+        fc.bs
+            .as_ref()
+            .unwrap()
+            .shallow_clone()
+            .copy_(&t(&[0.5, -0.5], &[2]));
     });
     Staged::new(1, 2, CPU)
         .leaf("flat", nn::func(|xs| xs.flatten(1, -1)))
@@ -295,24 +399,55 @@ fn randomising_the_head_gives_the_redrawn_weights_as_the_new_gradient() {
         v
     };
     let xs = t(&[0.3, -0.2, 0.9, 0.1], &[1, 1, 2, 2]);
-    let signed = Saliency { mode: SaliencyMode::Signed };
-    let config = RandomisationConfig { seed: 11, ssim: None, ..Default::default() };
-    let out = cascading_randomisation(&model, &vs, &["fc"], &[&signed, &EdgeDetector], &xs, &Target::Class(0), &config)
-        .unwrap();
+    let signed = Saliency {
+        mode: SaliencyMode::Signed,
+    };
+    let config = RandomisationConfig {
+        seed: 11,
+        ssim: None,
+        ..Default::default()
+    };
+    let out = cascading_randomisation(
+        &model,
+        &vs,
+        &["fc"],
+        &[&signed, &EdgeDetector],
+        &xs,
+        &Target::Class(0),
+        &config,
+    )
+    .unwrap();
     let mut rng = Rng::new(11);
     let _bias = rng.uniform_tensor(&[2], CPU);
     let w = (rng.uniform_tensor(&[2, 4], CPU) * 2.0 - 1.0) * 0.5;
     let want = w.get(0).view([1, 1, 2, 2]);
-    assert!(out[0].original.allclose(&t(&[1., 2., 3., 4.], &[1, 1, 2, 2]), 1e-6, 1e-6, false));
+    assert!(out[0]
+        .original
+        .allclose(&t(&[1., 2., 3., 4.], &[1, 1, 2, 2]), 1e-6, 1e-6, false));
     assert_eq!(out[0].steps.len(), 1);
     assert_eq!(out[0].steps[0].layer, "fc");
-    assert!(out[0].steps[0].map.allclose(&want, 1e-6, 1e-6, false), "{}", out[0].steps[0].map);
+    assert!(
+        out[0].steps[0].map.allclose(&want, 1e-6, 1e-6, false),
+        "{}",
+        out[0].steps[0].map
+    );
     // Spearman of |new row| with |[1, 2, 3, 4]| = the rank correlation worked out on the values.
     let abs_new = Vec::<f64>::try_from(want.abs().flatten(0, -1).to_kind(Kind::Double)).unwrap();
-    let ranks_new: Vec<f64> = abs_new.iter().map(|v| abs_new.iter().filter(|u| *u < v).count() as f64 + 1.0).collect();
-    let d2: f64 = ranks_new.iter().zip([1.0, 2.0, 3.0, 4.0]).map(|(a, b)| (a - b).powi(2)).sum();
+    let ranks_new: Vec<f64> = abs_new
+        .iter()
+        .map(|v| abs_new.iter().filter(|u| *u < v).count() as f64 + 1.0)
+        .collect();
+    let d2: f64 = ranks_new
+        .iter()
+        .zip([1.0, 2.0, 3.0, 4.0])
+        .map(|(a, b)| (a - b).powi(2))
+        .sum();
     let rho = 1.0 - 6.0 * d2 / (4.0 * 15.0);
-    assert!(close(out[0].steps[0].spearman[0], rho, 1e-12), "{:?} vs {rho}", out[0].steps[0].spearman);
+    assert!(
+        close(out[0].steps[0].spearman[0], rho, 1e-12),
+        "{:?} vs {rho}",
+        out[0].steps[0].spearman
+    );
     assert!(out[0].steps[0].ssim.is_empty());
     // The model-independent method does not change: it fails the sanity check.
     assert_eq!(out[1].steps[0].spearman, [1.0]);
@@ -324,12 +459,20 @@ fn randomising_the_head_gives_the_redrawn_weights_as_the_new_gradient() {
 
 /// conv (3 -> 2, 3x3, padding 1, bias) -> relu -> global average pool -> fc (2 -> 2), seeded.
 fn conv_model(vs: &VarStore, seed: u64) -> Staged {
-    let cfg = nn::ConvConfig { padding: 1, ..Default::default() };
+    let cfg = nn::ConvConfig {
+        padding: 1,
+        ..Default::default()
+    };
     let conv = nn::conv2d(vs.root() / "conv", 3, 2, 3, cfg);
     let fc = nn::linear(vs.root() / "fc", 2, 2, Default::default());
     let mut rng = Rng::new(seed);
     tch::no_grad(|| {
-        for mut v in [conv.ws.shallow_clone(), conv.bs.as_ref().unwrap().shallow_clone(), fc.ws.shallow_clone(), fc.bs.as_ref().unwrap().shallow_clone()] {
+        for mut v in [
+            conv.ws.shallow_clone(),
+            conv.bs.as_ref().unwrap().shallow_clone(),
+            fc.ws.shallow_clone(),
+            fc.bs.as_ref().unwrap().shallow_clone(),
+        ] {
             let r = rng.normal_tensor(&v.size(), CPU);
             v.copy_(&r);
         }
@@ -337,7 +480,10 @@ fn conv_model(vs: &VarStore, seed: u64) -> Staged {
     Staged::new(3, 2, CPU)
         .leaf("conv", conv)
         .leaf("relu", nn::func(|xs| xs.relu()))
-        .leaf("pool", nn::func(|xs| xs.mean_dim([2i64, 3].as_slice(), false, Kind::Float)))
+        .leaf(
+            "pool",
+            nn::func(|xs| xs.mean_dim([2i64, 3].as_slice(), false, Kind::Float)),
+        )
         .leaf("fc", fc)
 }
 
@@ -359,7 +505,10 @@ fn cascade_over_a_conv_model_with_ssim_and_restores_on_error() {
         &RandomisationConfig::default(),
     )
     .unwrap();
-    assert_eq!(out[0].steps.iter().map(|s| s.layer.as_str()).collect::<Vec<_>>(), ["fc", "conv"]);
+    assert_eq!(
+        out[0].steps.iter().map(|s| s.layer.as_str()).collect::<Vec<_>>(),
+        ["fc", "conv"]
+    );
     for step in &out[1].steps {
         assert_all_close(&step.spearman, &[1.0, 1.0], 1e-12, "edge detector spearman");
         assert_all_close(&step.ssim, &[1.0, 1.0], 1e-12, "edge detector ssim");
@@ -372,16 +521,38 @@ fn cascade_over_a_conv_model_with_ssim_and_restores_on_error() {
         assert!(vs.variables()[name].equal(value), "{name} not restored");
     }
     // Same seed, same result.
-    let again = cascading_randomisation(&model, &vs, &["fc", "conv"], &[&sal], &xs, &Target::Predicted, &RandomisationConfig::default())
-        .unwrap();
+    let again = cascading_randomisation(
+        &model,
+        &vs,
+        &["fc", "conv"],
+        &[&sal],
+        &xs,
+        &Target::Predicted,
+        &RandomisationConfig::default(),
+    )
+    .unwrap();
     assert!(again[0].steps[1].map.equal(&last.map));
 
     // A method failing after the first layer was randomised: an error, and the weights restored.
-    let flaky = Flaky { calls: Cell::new(0), fail_at: 3 };
-    let err = cascading_randomisation(&model, &vs, &["fc", "conv"], &[&flaky], &xs, &Target::Predicted, &RandomisationConfig::default());
+    let flaky = Flaky {
+        calls: Cell::new(0),
+        fail_at: 3,
+    };
+    let err = cascading_randomisation(
+        &model,
+        &vs,
+        &["fc", "conv"],
+        &[&flaky],
+        &xs,
+        &Target::Predicted,
+        &RandomisationConfig::default(),
+    );
     assert!(err.is_err());
     for (name, value) in &snapshot {
-        assert!(vs.variables()[name].equal(value), "{name} not restored after an error");
+        assert!(
+            vs.variables()[name].equal(value),
+            "{name} not restored after an error"
+        );
     }
 }
 
@@ -398,14 +569,23 @@ fn randomisation_bad_input_is_an_error() {
     let err = run(&[], &[&sal], &xs, &c).unwrap_err().to_string();
     assert!(err.contains("cascade_layers"), "{err}");
     assert!(run(&["fc"], &[], &xs, &c).is_err());
-    assert!(matches!(run(&["fc9"], &[&sal], &xs, &c), Err(Error::UnknownLayer { .. })));
+    assert!(matches!(
+        run(&["fc9"], &[&sal], &xs, &c),
+        Err(Error::UnknownLayer { .. })
+    ));
     let err = run(&["relu"], &[&sal], &xs, &c).unwrap_err().to_string();
     assert!(err.contains("no parameters") && err.contains("fc, conv"), "{err}");
     let small = Rng::new(4).uniform_tensor(&[1, 3, 8, 8], CPU);
     assert!(run(&["fc"], &[&sal], &small, &c).is_err()); // 8x8 maps cannot have an 11x11 SSIM
-    let no_ssim = RandomisationConfig { ssim: None, ..Default::default() };
+    let no_ssim = RandomisationConfig {
+        ssim: None,
+        ..Default::default()
+    };
     assert!(run(&["fc"], &[&sal], &small, &no_ssim).is_ok());
-    let wrong_prefix = RandomisationConfig { var_prefix: "net.".into(), ..Default::default() };
+    let wrong_prefix = RandomisationConfig {
+        var_prefix: "net.".into(),
+        ..Default::default()
+    };
     assert!(run(&["fc"], &[&sal], &xs, &wrong_prefix).is_err());
 }
 
@@ -419,7 +599,11 @@ fn max_sensitivity_of_input_times_gradient_on_a_sum_is_the_largest_relative_nois
     // |delta| / |x|. The perturbations are r (2 U_s - 1) with U_s drawn as documented.
     let model = sum_model(1);
     let xs = t(&[1., 2., 3., 4., -1., 0.5, 0.5, 2.], &[2, 1, 2, 2]);
-    let config = MaxSensitivityConfig { samples: 5, radius: 0.1, seed: 9 };
+    let config = MaxSensitivityConfig {
+        samples: 5,
+        radius: 0.1,
+        seed: 9,
+    };
     let got = max_sensitivity(&InputXGradient, &model, &xs, &Target::Class(0), &config).unwrap();
     let norms = [30f64.sqrt(), (1.0f64 + 0.25 + 0.25 + 4.0).sqrt()];
     let mut rng = Rng::new(9);
@@ -427,7 +611,13 @@ fn max_sensitivity_of_input_times_gradient_on_a_sum_is_the_largest_relative_nois
     for _ in 0..5 {
         let d = (rng.uniform_tensor(&[2, 1, 2, 2], CPU) * 2.0 - 1.0) * 0.1;
         for (i, w) in want.iter_mut().enumerate() {
-            let n = d.get(i as i64).to_kind(Kind::Double).square().sum(Kind::Double).sqrt().double_value(&[]);
+            let n = d
+                .get(i as i64)
+                .to_kind(Kind::Double)
+                .square()
+                .sum(Kind::Double)
+                .sqrt()
+                .double_value(&[]);
             *w = w.max(n / norms[i]);
         }
     }
@@ -437,9 +627,15 @@ fn max_sensitivity_of_input_times_gradient_on_a_sum_is_the_largest_relative_nois
         assert!(*g > 0.0 && *g <= 0.2 / n + 1e-9, "{got:?}");
     }
     // Bad settings.
-    let zero = MaxSensitivityConfig { samples: 0, ..Default::default() };
+    let zero = MaxSensitivityConfig {
+        samples: 0,
+        ..Default::default()
+    };
     assert!(max_sensitivity(&InputXGradient, &model, &xs, &Target::Class(0), &zero).is_err());
-    let neg = MaxSensitivityConfig { radius: -1.0, ..Default::default() };
+    let neg = MaxSensitivityConfig {
+        radius: -1.0,
+        ..Default::default()
+    };
     assert!(max_sensitivity(&InputXGradient, &model, &xs, &Target::Class(0), &neg).is_err());
 }
 
@@ -454,15 +650,20 @@ fn shift_tensor() -> Tensor {
 }
 
 fn first_conv() -> FirstConv {
-    FirstConv { layer: "conv".into(), var: "conv".into(), stride: 1, padding: 1 }
+    FirstConv {
+        layer: "conv".into(),
+        var: "conv".into(),
+        stride: 1,
+        padding: 1,
+    }
 }
 
 #[test]
 fn shifted_tiny_model_gives_identical_logits() {
-    let vs = VarStore::new(CPU);
+    let (vs, vs2) = (VarStore::new(CPU), VarStore::new(CPU));
     let original = conv_model(&vs, 5);
-    let mut shifted = conv_model(&vs, 5); // the same variables are overwritten by the same values
-    shift_first_conv(&mut shifted, &vs, &first_conv(), &SHIFT).unwrap();
+    let mut shifted = conv_model(&vs2, 5); // a copy: same seed, same weights
+    shift_first_conv(&mut shifted, &vs2, &first_conv(), &SHIFT).unwrap();
     let xs = Rng::new(6).uniform_tensor(&[3, 3, 6, 6], CPU);
     let a = original.logits(&xs).unwrap();
     let b = shifted.logits(&(&xs + shift_tensor())).unwrap();
@@ -476,7 +677,10 @@ fn shifted_tiny_model_gives_identical_logits() {
 #[test]
 fn shifted_small_cnn_gives_identical_logits() {
     let vs = VarStore::new(CPU);
-    let config = ZooConfig { num_classes: 3, ..Default::default() };
+    let config = ZooConfig {
+        num_classes: 3,
+        ..Default::default()
+    };
     let model = config.build(&vs.root()).unwrap();
     let (shifted, vs2) = shifted_zoo_model(&config, &vs, &SHIFT).unwrap();
     assert!(vs2.variables()["conv1.weight"].equal(&vs.variables()["conv1.weight"]));
@@ -486,55 +690,91 @@ fn shifted_small_cnn_gives_identical_logits() {
         .max()
         .double_value(&[]);
     assert!(diff < 1e-5, "logits differ by {diff}");
-    let with_norm = ZooConfig { normalization: Some(Normalization::imagenet()), ..Default::default() };
-    let err = shifted_zoo_model(&with_norm, &vs, &SHIFT).unwrap_err().to_string();
+    let with_norm = ZooConfig {
+        normalization: Some(Normalization::imagenet()),
+        ..Default::default()
+    };
+    let err = shifted_zoo_model(&with_norm, &vs, &SHIFT)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("normalize"), "{err}");
 }
 
 #[test]
 fn input_invariance_outcomes_per_method() {
-    let vs = VarStore::new(CPU);
+    let (vs, vs2) = (VarStore::new(CPU), VarStore::new(CPU));
     let original = conv_model(&vs, 8);
-    let mut shifted = conv_model(&vs, 8);
-    shift_first_conv(&mut shifted, &vs, &first_conv(), &SHIFT).unwrap();
+    let mut shifted = conv_model(&vs2, 8);
+    shift_first_conv(&mut shifted, &vs2, &first_conv(), &SHIFT).unwrap();
     let xs = Rng::new(9).uniform_tensor(&[2, 3, 6, 6], CPU);
-    let ig = IntegratedGradients { steps: 16, batch: 32, ..Default::default() };
+    let ig = IntegratedGradients {
+        steps: 16,
+        batch: 32,
+        ..Default::default()
+    };
     let ig_shifted = IntegratedGradients {
         baseline: Baseline::Tensor(shift_tensor().expand([1, 3, 6, 6], false)),
         ..ig.clone()
     };
     let cases = [
-        InvarianceCase::same(Saliency { mode: SaliencyMode::Signed }),
+        InvarianceCase::same(Saliency {
+            mode: SaliencyMode::Signed,
+        }),
         InvarianceCase::same(GradCam::new("relu")),
         InvarianceCase::same(InputXGradient),
         InvarianceCase::same(ig.clone()),
         InvarianceCase::pair("IG, baseline shifted too", ig, ig_shifted),
     ];
-    let report = check_input_invariance(&original, &shifted, &SHIFT, &xs, &Target::Predicted, &cases, 1e-4).unwrap();
+    let report =
+        check_input_invariance(&original, &shifted, &SHIFT, &xs, &Target::Predicted, &cases, 1e-4).unwrap();
     let outcome: Vec<(String, bool)> = report.iter().map(|r| (r.method.clone(), r.invariant)).collect();
     assert_eq!(
         outcome.iter().map(|o| o.1).collect::<Vec<_>>(),
         [true, true, false, false, true],
         "{report:?}"
     );
-    assert!(report[2].relative_diff > 0.1 && report[3].relative_diff > 0.1, "{report:?}");
-    assert!(report[0].max_abs_diff < 1e-5 && report[4].relative_diff < 1e-4, "{report:?}");
+    assert!(
+        report[2].relative_diff > 0.1 && report[3].relative_diff > 0.1,
+        "{report:?}"
+    );
+    assert!(
+        report[0].max_abs_diff < 1e-5 && report[4].relative_diff < 1e-4,
+        "{report:?}"
+    );
 }
 
 #[test]
 fn input_invariance_bad_input_is_an_error() {
-    let vs = VarStore::new(CPU);
+    let (vs, vs2) = (VarStore::new(CPU), VarStore::new(CPU));
     let original = conv_model(&vs, 8);
     // A wrong layout is caught by the probe.
-    let mut m = conv_model(&vs, 8);
-    let wrong = FirstConv { padding: 0, ..first_conv() };
-    let err = shift_first_conv(&mut m, &vs, &wrong, &SHIFT).unwrap_err().to_string();
+    let mut m = conv_model(&vs2, 8);
+    let wrong = FirstConv {
+        padding: 0,
+        ..first_conv()
+    };
+    let err = shift_first_conv(&mut m, &vs2, &wrong, &SHIFT)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("padding 0"), "{err}");
-    assert!(shift_first_conv(&mut m, &vs, &first_conv(), &[0.5]).is_err());
-    let not_first = FirstConv { layer: "fc".into(), var: "fc".into(), stride: 1, padding: 0 };
-    assert!(shift_first_conv(&mut m, &vs, &not_first, &SHIFT).is_err());
-    let no_var = FirstConv { var: "conv9".into(), ..first_conv() };
-    assert!(shift_first_conv(&mut m, &vs, &no_var, &SHIFT).is_err());
+    let wrong = FirstConv {
+        stride: 2,
+        ..first_conv()
+    };
+    assert!(shift_first_conv(&mut m, &vs2, &wrong, &SHIFT).is_err());
+    assert!(shift_first_conv(&mut m, &vs2, &first_conv(), &[0.5]).is_err());
+    let not_first = FirstConv {
+        layer: "fc".into(),
+        var: "fc".into(),
+        stride: 1,
+        padding: 0,
+    };
+    assert!(shift_first_conv(&mut m, &vs2, &not_first, &SHIFT).is_err());
+    let no_var = FirstConv {
+        var: "conv9".into(),
+        ..first_conv()
+    };
+    assert!(shift_first_conv(&mut m, &vs2, &no_var, &SHIFT).is_err());
     // Models that are not equivalent: the check refuses to compare them.
     let xs = Rng::new(9).uniform_tensor(&[1, 3, 6, 6], CPU);
     let cases = [InvarianceCase::same(InputXGradient)];
@@ -542,5 +782,14 @@ fn input_invariance_bad_input_is_an_error() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("not equivalent"), "{err}");
-    assert!(check_input_invariance(&original, &original, &[1.0], &xs, &Target::Predicted, &cases, 1e-4).is_err());
+    assert!(check_input_invariance(
+        &original,
+        &original,
+        &[1.0],
+        &xs,
+        &Target::Predicted,
+        &cases,
+        1e-4
+    )
+    .is_err());
 }

@@ -86,7 +86,11 @@ mod tests {
         v[7] = -2.0;
         let one_hot = Tensor::from_slice(&v).view([1, 1, 4, 4]);
         let uniform = Tensor::full([1, 3, 4, 4], 0.3, (Kind::Float, Device::Cpu));
-        let g = sparseness(&Tensor::cat(&[one_hot, uniform.sum_dim_intlist(1, true, Kind::Float)], 0)).unwrap();
+        let g = sparseness(&Tensor::cat(
+            &[one_hot, uniform.sum_dim_intlist(1, true, Kind::Float)],
+            0,
+        ))
+        .unwrap();
         assert!((g[0] - 15.0 / 16.0).abs() < 1e-12, "{g:?}");
         assert!(g[1].abs() < 1e-12, "{g:?}");
         // [1, 2, 3, 4]: sum (2k - 5) a_k = -3 - 2 + 3 + 12 = 10; G = 10 / (4 * 10) = 0.25.

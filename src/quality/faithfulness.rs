@@ -93,7 +93,15 @@ impl Curve {
     /// ```
     pub fn mean_scores(&self) -> Vec<f64> {
         (0..self.fractions.len())
-            .map(|k| super::mean(&self.scores.iter().filter_map(|r| r.get(k).copied()).collect::<Vec<_>>()))
+            .map(|k| {
+                super::mean(
+                    &self
+                        .scores
+                        .iter()
+                        .filter_map(|r| r.get(k).copied())
+                        .collect::<Vec<_>>(),
+                )
+            })
             .collect()
     }
 }
@@ -196,7 +204,10 @@ fn scores_of(logits: &Tensor, classes: &Tensor, score: Score) -> Result<Tensor> 
 fn fill_of(xs: &Tensor, fill: Fill) -> Result<Tensor> {
     match fill {
         Fill::Constant(v) if v.is_finite() => Ok(xs.full_like(v)),
-        Fill::Constant(v) => Err(Error::invalid("fill", format!("the constant must be finite, got {v}"))),
+        Fill::Constant(v) => Err(Error::invalid(
+            "fill",
+            format!("the constant must be finite, got {v}"),
+        )),
         Fill::Blur { sigma } => Baseline::Blurred { sigma }.build(xs),
     }
 }
@@ -259,7 +270,9 @@ fn curve(
         };
         let logits = tch::no_grad(|| model.forward_t(&images, false));
         let sc = scores_of(&logits, &classes.f_index_select(0, &ni)?, config.score)?;
-        out.extend(Vec::<f64>::try_from(sc.to_kind(Kind::Double).to_device(tch::Device::Cpu))?);
+        out.extend(Vec::<f64>::try_from(
+            sc.to_kind(Kind::Double).to_device(tch::Device::Cpu),
+        )?);
         start += len;
     }
     let scores: Vec<Vec<f64>> = out.chunks(steps as usize).map(|r| r.to_vec()).collect();
@@ -305,7 +318,12 @@ pub struct ConfidenceChange {
 /// assert_eq!(out.increase_in_confidence, 0.0);
 /// # Ok::<(), cnn_explain::Error>(())
 /// ```
-pub fn confidence_change(model: &dyn Model, input: &Tensor, map: &Tensor, target: &Target) -> Result<ConfidenceChange> {
+pub fn confidence_change(
+    model: &dyn Model,
+    input: &Tensor,
+    map: &Tensor,
+    target: &Target,
+) -> Result<ConfidenceChange> {
     model.check_input(input)?;
     check_map(input, map)?;
     let device = model.device();
@@ -316,7 +334,11 @@ pub fn confidence_change(model: &dyn Model, input: &Tensor, map: &Tensor, target
         let logits = model.forward_t(&xs, false);
         let classes = target.resolve(model, &logits)?;
         let y = scores_of(&logits, &classes, Score::Probability)?;
-        let o = scores_of(&model.forward_t(&(&xs * &mask), false), &classes, Score::Probability)?;
+        let o = scores_of(
+            &model.forward_t(&(&xs * &mask), false),
+            &classes,
+            Score::Probability,
+        )?;
         Ok((y, o))
     })?;
     let to_vec = |t: Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).to_device(tch::Device::Cpu));

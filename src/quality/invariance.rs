@@ -97,15 +97,19 @@ impl ModuleT for ShiftedConv {
 /// ```
 /// use cnn_explain::prelude::*;
 /// use cnn_explain::quality::{shift_first_conv, FirstConv};
-/// let vs = tch::nn::VarStore::new(Device::Cpu);
+/// use tch::nn::VarStore;
 /// let conv = tch::nn::ConvConfig { padding: 1, ..Default::default() };
-/// let build = || Staged::new(3, 2, Device::Cpu)
+/// let build = |vs: &VarStore| Staged::new(3, 2, Device::Cpu)
 ///     .leaf("conv", tch::nn::conv2d(vs.root() / "conv", 3, 2, 3, conv))
 ///     .leaf("pool", tch::nn::func(|xs| xs.mean_dim(&[2i64, 3][..], false, Kind::Float)));
-/// let original = build();
-/// let mut shifted = build(); // shares the variables `conv.weight`, `conv.bias`
+/// let vs = VarStore::new(Device::Cpu);
+/// let original = build(&vs);
+/// // A second copy with the same weights, then shifted.
+/// let mut vs2 = VarStore::new(Device::Cpu);
+/// let mut shifted = build(&vs2);
+/// vs2.copy(&vs)?;
 /// let first = FirstConv { layer: "conv".into(), var: "conv".into(), stride: 1, padding: 1 };
-/// shift_first_conv(&mut shifted, &vs, &first, &[0.5, -1.0, 2.0])?;
+/// shift_first_conv(&mut shifted, &vs2, &first, &[0.5, -1.0, 2.0])?;
 /// let xs = Tensor::rand([1, 3, 5, 5], (Kind::Float, Device::Cpu));
 /// let s = Tensor::from_slice(&[0.5f32, -1.0, 2.0]).view([1, 3, 1, 1]);
 /// let diff = (original.logits(&xs)? - shifted.logits(&(&xs + s))?).abs().max().double_value(&[]);
@@ -135,7 +139,10 @@ pub fn shift_first_conv(model: &mut Staged, vs: &VarStore, conv: &FirstConv, shi
     if conv.stride < 1 || conv.padding < 0 {
         return Err(Error::invalid(
             "conv",
-            format!("stride must be >= 1 and padding >= 0, got {} and {}", conv.stride, conv.padding),
+            format!(
+                "stride must be >= 1 and padding >= 0, got {} and {}",
+                conv.stride, conv.padding
+            ),
         ));
     }
     let vars = vs.variables();
@@ -148,7 +155,7 @@ pub fn shift_first_conv(model: &mut Staged, vs: &VarStore, conv: &FirstConv, shi
     let wsize = ws.size();
     if wsize.len() != 4 || wsize[1] != c || wsize[2] != wsize[3] {
         return Err(Error::shape(
-            &format!("{}.weight", conv.var),
+            format!("{}.weight", conv.var),
             format!("[O, {c}, k, k] (a square convolution of the {c} input channels)"),
             &wsize,
         ));
@@ -162,7 +169,7 @@ pub fn shift_first_conv(model: &mut Staged, vs: &VarStore, conv: &FirstConv, shi
         Some(b) if b.size() == [wsize[0]] => b.detach().copy(),
         Some(b) => {
             return Err(Error::shape(
-                &format!("{}.bias", conv.var),
+                format!("{}.bias", conv.var),
                 format!("[{}]", wsize[0]),
                 &b.size(),
             ))
@@ -180,7 +187,9 @@ pub fn shift_first_conv(model: &mut Staged, vs: &VarStore, conv: &FirstConv, shi
 
     // The probe: the new stage on x + s must give the old stage's output on x.
     let side = (wsize[2] + 2 * conv.stride).max(model.min_input_size());
-    let probe = Rng::new(0).uniform_tensor(&[1, c, side, side], device).to_kind(ws.kind());
+    let probe = Rng::new(0)
+        .uniform_tensor(&[1, c, side, side], device)
+        .to_kind(ws.kind());
     let (old, new) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
         let old = model.forward_to(&probe, &conv.layer)?;
         let new = module.forward_t(&(&probe + &s), false);
@@ -255,7 +264,9 @@ pub struct InvarianceCase {
 
 impl std::fmt::Debug for InvarianceCase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InvarianceCase").field("name", &self.name).finish()
+        f.debug_struct("InvarianceCase")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -277,7 +288,11 @@ impl InvarianceCase {
 
     /// Two configurations of one method (for example IG with a zero baseline on the original and
     /// a baseline equal to the shift on the shifted model).
-    pub fn pair(name: &str, original: impl Attribution + 'static, shifted: impl Attribution + 'static) -> Self {
+    pub fn pair(
+        name: &str,
+        original: impl Attribution + 'static,
+        shifted: impl Attribution + 'static,
+    ) -> Self {
         InvarianceCase {
             name: name.to_string(),
             original: Box::new(original),
@@ -333,7 +348,10 @@ pub fn check_input_invariance(
     tolerance: f64,
 ) -> Result<Vec<InvarianceReport>> {
     if !(tolerance.is_finite() && tolerance >= 0.0) {
-        return Err(Error::invalid("tolerance", format!("must be finite and >= 0, got {tolerance}")));
+        return Err(Error::invalid(
+            "tolerance",
+            format!("must be finite and >= 0, got {tolerance}"),
+        ));
     }
     original.check_input(input)?;
     let c = original.input_channels();
@@ -368,7 +386,11 @@ pub fn check_input_invariance(
         .iter()
         .map(|case| {
             let a = case.original.attribute(original, &xs, &target)?.detach();
-            let b = case.shifted.attribute(shifted, &xs_shifted, &target)?.detach().to_device(a.device());
+            let b = case
+                .shifted
+                .attribute(shifted, &xs_shifted, &target)?
+                .detach()
+                .to_device(a.device());
             if a.size() != b.size() {
                 return Err(Error::shape(
                     "map on the shifted model",

@@ -14,11 +14,13 @@
 //! [`super::Pooling::L2NormSquared`]). Masks are `[N, 1, H, W]`, float (inside where above 0.5) or
 //! boolean, at the map's height and width. An empty mask is an error: the metrics are undefined.
 
-use super::{descending_order, mask_rows, per_sample};
+use super::{descending_order, mask_rows, per_sample, Rows};
 use crate::{Error, Result};
 use tch::Tensor;
 
-fn rows_and_masks(map: &Tensor, mask: &Tensor) -> Result<(Vec<Vec<f64>>, Vec<Vec<bool>>, i64, i64)> {
+type Masks = Vec<Vec<bool>>;
+
+fn rows_and_masks(map: &Tensor, mask: &Tensor) -> Result<(Rows, Masks, i64, i64)> {
     let (rows, h, w) = per_sample(map)?;
     let masks = mask_rows(mask, rows.len() as i64, h, w)?;
     if let Some(i) = masks.iter().position(|m| !m.iter().any(|&b| b)) {
@@ -89,7 +91,12 @@ pub fn energy_pointing_game(map: &Tensor, mask: &Tensor) -> Result<Vec<f64>> {
         .zip(&masks)
         .map(|(row, m)| {
             let total: f64 = row.iter().map(|v| v.max(0.0)).sum();
-            let inside: f64 = row.iter().zip(m).filter(|(_, &b)| b).map(|(v, _)| v.max(0.0)).sum();
+            let inside: f64 = row
+                .iter()
+                .zip(m)
+                .filter(|(_, &b)| b)
+                .map(|(v, _)| v.max(0.0))
+                .sum();
             if total > 0.0 {
                 inside / total
             } else {

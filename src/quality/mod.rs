@@ -37,10 +37,18 @@ pub mod robustness;
 pub mod similarity;
 
 pub use complexity::{entropy, sparseness};
-pub use faithfulness::{confidence_change, deletion, insertion, ConfidenceChange, Curve, FaithfulnessConfig, Fill, Score};
-pub use invariance::{check_input_invariance, shift_first_conv, shifted_zoo_model, FirstConv, InvarianceCase, InvarianceReport};
-pub use localisation::{energy_pointing_game, pointing_game, relevance_mass_accuracy, relevance_rank_accuracy};
-pub use randomisation::{cascade_layers, cascading_randomisation, MethodRandomisation, RandomisationConfig, RandomisationStep};
+pub use faithfulness::{
+    confidence_change, deletion, insertion, ConfidenceChange, Curve, FaithfulnessConfig, Fill, Score,
+};
+pub use invariance::{
+    check_input_invariance, shift_first_conv, shifted_zoo_model, FirstConv, InvarianceCase, InvarianceReport,
+};
+pub use localisation::{
+    energy_pointing_game, pointing_game, relevance_mass_accuracy, relevance_rank_accuracy,
+};
+pub use randomisation::{
+    cascade_layers, cascading_randomisation, MethodRandomisation, RandomisationConfig, RandomisationStep,
+};
 pub use robustness::{max_sensitivity, MaxSensitivityConfig};
 pub use similarity::{spearman, ssim, SsimConfig, SsimWindow};
 
@@ -87,7 +95,11 @@ pub fn pool_channels(map: &Tensor, pooling: Pooling) -> Result<Tensor> {
         ));
     }
     // Double maps stay double (golden comparisons); every other float kind becomes f32.
-    let kind = if map.kind() == Kind::Double { Kind::Double } else { Kind::Float };
+    let kind = if map.kind() == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    };
     let m = map.to_kind(kind).detach();
     let dim = [1i64];
     Ok(match pooling {
@@ -99,9 +111,12 @@ pub fn pool_channels(map: &Tensor, pooling: Pooling) -> Result<Tensor> {
     })
 }
 
+/// One row of values per sample.
+pub(crate) type Rows = Vec<Vec<f64>>;
+
 /// The pixel values of each sample of `map` `[N, C, H, W]` (channels summed), on the CPU in `f64`,
 /// with `(H, W)`.
-pub(crate) fn per_sample(map: &Tensor) -> Result<(Vec<Vec<f64>>, i64, i64)> {
+pub(crate) fn per_sample(map: &Tensor) -> Result<(Rows, i64, i64)> {
     let pooled = pool_channels(map, Pooling::Sum)?;
     let size = pooled.size();
     let (n, h, w) = (size[0], size[2], size[3]);
@@ -126,7 +141,10 @@ pub(crate) fn mask_rows(mask: &Tensor, n: i64, h: i64, w: i64) -> Result<Vec<Vec
             &size,
         ));
     }
-    let m = mask.to_device(tch::Device::Cpu).to_kind(Kind::Double).f_reshape([n * h * w])?;
+    let m = mask
+        .to_device(tch::Device::Cpu)
+        .to_kind(Kind::Double)
+        .f_reshape([n * h * w])?;
     let vals = Vec::<f64>::try_from(m)?;
     Ok(vals
         .chunks((h * w) as usize)
@@ -175,13 +193,19 @@ mod tests {
 
     #[test]
     fn descending_order_breaks_ties_by_index() {
-        assert_eq!(descending_order(&[1.0, 3.0, 1.0, 3.0, f64::NAN, 2.0]), [1, 3, 5, 0, 2, 4]);
+        assert_eq!(
+            descending_order(&[1.0, 3.0, 1.0, 3.0, f64::NAN, 2.0]),
+            [1, 3, 5, 0, 2, 4]
+        );
     }
 
     #[test]
     fn pooling_rejects_bad_maps() {
         let m = Tensor::ones([2, 3], (Kind::Float, tch::Device::Cpu));
-        assert!(matches!(pool_channels(&m, Pooling::Sum), Err(Error::Shape { .. })));
+        assert!(matches!(
+            pool_channels(&m, Pooling::Sum),
+            Err(Error::Shape { .. })
+        ));
         let m = Tensor::ones([1, 1, 2, 2], (Kind::Int64, tch::Device::Cpu));
         assert!(pool_channels(&m, Pooling::Sum).is_err());
     }

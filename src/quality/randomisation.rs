@@ -105,7 +105,11 @@ pub fn cascade_layers(model: &dyn Model, vs: &VarStore, var_prefix: &str) -> Vec
         .collect();
     let mut out: Vec<String> = with_params
         .iter()
-        .filter(|l| !with_params.iter().any(|p| p != *l && l.starts_with(&format!("{p}."))))
+        .filter(|l| {
+            !with_params
+                .iter()
+                .any(|p| p != *l && l.starts_with(&format!("{p}.")))
+        })
         .cloned()
         .collect();
     out.reverse();
@@ -131,8 +135,9 @@ impl Drop for Restore {
 }
 
 /// Redraws `vars` (one layer's parameters) from PyTorch's default initialisation: a tensor of rank
-/// >= 2 from `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` with `fan_in = numel / size[0]`; a bias from the
-/// same bound as its layer's weight; other rank-1 tensors (batch-norm scale and shift) from `U(-1, 1)`.
+/// two or more from `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` with `fan_in = numel / size[0]`; a bias
+/// from the same bound as its layer's weight; other rank-1 tensors (batch-norm scale and shift) from
+/// `U(-1, 1)`.
 fn redraw(vars: &[(String, Tensor)], rng: &mut Rng) -> Result<()> {
     let fan_in_of = |t: &Tensor| {
         let s = t.size();
@@ -145,7 +150,10 @@ fn redraw(vars: &[(String, Tensor)], rng: &mut Rng) -> Result<()> {
             1.0 / (fan_in_of(var) as f64).sqrt()
         } else {
             let sibling = name.strip_suffix(".bias").map(|b| format!("{b}.weight"));
-            match vars.iter().find(|(n, t)| Some(n) == sibling.as_ref() && t.dim() >= 2) {
+            match vars
+                .iter()
+                .find(|(n, t)| Some(n) == sibling.as_ref() && t.dim() >= 2)
+            {
                 Some((_, w)) => 1.0 / (fan_in_of(w) as f64).sqrt(),
                 None => 1.0,
             }

@@ -76,10 +76,16 @@ pub fn max_sensitivity(
     let size = xs.size();
     let classes = tch::no_grad(|| target.resolve(model, &model.forward_t(&xs, false)))?;
     let target = Target::PerSample(Vec::<i64>::try_from(classes.to_device(tch::Device::Cpu))?);
-    let base = method.attribute(model, &xs, &target)?.detach().to_kind(Kind::Double);
+    let base = method
+        .attribute(model, &xs, &target)?
+        .detach()
+        .to_kind(Kind::Double);
     let n = size[0];
     let norm = |t: &Tensor| -> Result<Tensor> {
-        Ok(t.f_reshape([n, -1])?.square().f_sum_dim_intlist(1, false, Kind::Double)?.sqrt())
+        Ok(t.f_reshape([n, -1])?
+            .square()
+            .f_sum_dim_intlist(1, false, Kind::Double)?
+            .sqrt())
     };
     let base_norm = norm(&base)?;
     let denom = base_norm.f_where_scalarother(&base_norm.gt(0.0), 1.0)?;
@@ -88,7 +94,10 @@ pub fn max_sensitivity(
     for _ in 0..config.samples {
         let u = rng.uniform_tensor(&size, device);
         let noisy = &xs + (u * 2.0 - 1.0) * config.radius;
-        let map = method.attribute(model, &noisy, &target)?.detach().to_kind(Kind::Double);
+        let map = method
+            .attribute(model, &noisy, &target)?
+            .detach()
+            .to_kind(Kind::Double);
         if map.size() != base.size() {
             return Err(Error::shape(
                 "map of the perturbed input",

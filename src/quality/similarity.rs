@@ -13,11 +13,11 @@
 //! Both take two maps of the same shape `[N, C, H, W]`, sum them over channels and return one value
 //! per sample; the sanity checks pass absolute maps, normalised to `[0, 1]` for SSIM.
 
-use super::per_sample;
+use super::{per_sample, Rows};
 use crate::{Error, Result};
 use tch::Tensor;
 
-fn paired(a: &Tensor, b: &Tensor) -> Result<(Vec<Vec<f64>>, Vec<Vec<f64>>, i64, i64)> {
+fn paired(a: &Tensor, b: &Tensor) -> Result<(Rows, Rows, i64, i64)> {
     if a.size() != b.size() {
         return Err(Error::shape(
             "second map",
@@ -80,7 +80,11 @@ fn pearson(a: &[f64], b: &[f64]) -> f64 {
 /// ```
 pub fn spearman(a: &Tensor, b: &Tensor) -> Result<Vec<f64>> {
     let (ra, rb, _, _) = paired(a, b)?;
-    Ok(ra.iter().zip(&rb).map(|(x, y)| pearson(&ranks(x), &ranks(y))).collect())
+    Ok(ra
+        .iter()
+        .zip(&rb)
+        .map(|(x, y)| pearson(&ranks(x), &ranks(y)))
+        .collect())
 }
 
 /// The window of [`ssim`].
@@ -152,13 +156,18 @@ impl SsimConfig {
                     return Err(Error::invalid("sigma", format!("must be positive, got {sigma}")));
                 }
                 let r = (3.5 * sigma + 0.5).floor() as i64;
-                let t: Vec<f64> = (-r..=r).map(|x| (-0.5 * (x * x) as f64 / (sigma * sigma)).exp()).collect();
+                let t: Vec<f64> = (-r..=r)
+                    .map(|x| (-0.5 * (x * x) as f64 / (sigma * sigma)).exp())
+                    .collect();
                 let s: f64 = t.iter().sum();
                 Ok(t.iter().map(|v| v / s).collect())
             }
             SsimWindow::Uniform { size } => {
                 if size < 3 || size % 2 == 0 {
-                    return Err(Error::invalid("size", format!("the window must be odd and at least 3, got {size}")));
+                    return Err(Error::invalid(
+                        "size",
+                        format!("the window must be odd and at least 3, got {size}"),
+                    ));
                 }
                 Ok(vec![1.0 / size as f64; size])
             }
@@ -214,7 +223,10 @@ fn filter(img: &[f64], h: usize, w: usize, taps: &[f64]) -> Vec<f64> {
 pub fn ssim(a: &Tensor, b: &Tensor, config: &SsimConfig) -> Result<Vec<f64>> {
     let taps = config.taps()?;
     if !(config.data_range.is_finite() && config.data_range > 0.0) {
-        return Err(Error::invalid("data_range", format!("must be positive, got {}", config.data_range)));
+        return Err(Error::invalid(
+            "data_range",
+            format!("must be positive, got {}", config.data_range),
+        ));
     }
     let (ra, rb, h, w) = paired(a, b)?;
     let win = taps.len();
@@ -227,7 +239,11 @@ pub fn ssim(a: &Tensor, b: &Tensor, config: &SsimConfig) -> Result<Vec<f64>> {
     }
     let (h, w) = (h as usize, w as usize);
     let np = (win * win) as f64;
-    let cov_norm = if config.sample_covariance { np / (np - 1.0) } else { 1.0 };
+    let cov_norm = if config.sample_covariance {
+        np / (np - 1.0)
+    } else {
+        1.0
+    };
     let c1 = (config.k1 * config.data_range).powi(2);
     let c2 = (config.k2 * config.data_range).powi(2);
     let pad = (win - 1) / 2;
@@ -278,7 +294,12 @@ mod tests {
     #[test]
     fn gaussian_window_is_eleven_wide() {
         assert_eq!(SsimConfig::default().taps().unwrap().len(), 11);
-        assert!(SsimConfig { window: SsimWindow::Uniform { size: 4 }, ..Default::default() }.taps().is_err());
+        assert!(SsimConfig {
+            window: SsimWindow::Uniform { size: 4 },
+            ..Default::default()
+        }
+        .taps()
+        .is_err());
     }
 
     #[test]
