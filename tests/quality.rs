@@ -257,6 +257,32 @@ fn average_drop_and_increase_in_confidence_by_hand() {
         out.average_drop
     );
     assert!(close(out.increase_in_confidence, 100.0 / 3.0, 1e-9));
+    // An f64 map gives the same (the masked image stays f32 for the f32 model).
+    let out64 = confidence_change(&model, &xs, &map.to_kind(Kind::Double), &Target::Class(0)).unwrap();
+    assert_eq!(out64, out);
+    // So do deletion and insertion.
+    let c = FaithfulnessConfig {
+        step: 1,
+        ..Default::default()
+    };
+    let d32 = deletion(&model, &xs, &map, &Target::Class(0), &c).unwrap();
+    let d64 = deletion(
+        &model,
+        &xs.to_kind(Kind::Double),
+        &map.to_kind(Kind::Double),
+        &Target::Class(0),
+        &c,
+    )
+    .unwrap();
+    assert_eq!(d32, d64);
+    // On a model with f32 weights, an f64 map and input must not reach the convolution as f64.
+    let vs = VarStore::new(CPU);
+    let conv = conv_model(&vs, 1);
+    let x3 = Rng::new(2)
+        .uniform_tensor(&[1, 3, 4, 4], CPU)
+        .to_kind(Kind::Double);
+    assert!(confidence_change(&conv, &x3, &x3, &Target::Predicted).is_ok());
+    assert!(insertion(&conv, &x3, &x3, &Target::Predicted, &c).is_ok());
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -329,7 +329,8 @@ pub fn confidence_change(
     let device = model.device();
     let xs = input.to_device(device).to_kind(Kind::Float).detach();
     let pooled = super::pool_channels(map, super::Pooling::Sum)?.to_device(device);
-    let mask = crate::attribution::cam::normalize(&pooled)?;
+    // In f32 like the input, also for an f64 map (the model's weights are f32).
+    let mask = crate::attribution::cam::normalize(&pooled)?.to_kind(Kind::Float);
     let (y, o) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
         let logits = model.forward_t(&xs, false);
         let classes = target.resolve(model, &logits)?;
