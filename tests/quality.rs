@@ -615,6 +615,47 @@ fn randomisation_bad_input_is_an_error() {
     assert!(run(&["fc"], &[&sal], &xs, &wrong_prefix).is_err());
 }
 
+#[test]
+fn permuted_labels_keep_the_histogram_and_the_images() {
+    let n = 40i64;
+    let labels: Vec<i64> = (0..n).map(|i| i % 3).collect();
+    let images = Tensor::arange(n, (Kind::Float, CPU))
+        .view([n, 1, 1, 1])
+        .expand([n, 1, 2, 2], false)
+        .contiguous();
+    let masks = images.ones_like();
+    let names = vec!["a".to_string(), "b".into(), "c".into()];
+    let data =
+        cnn_explain::data::Dataset::new(images, Tensor::from_slice(&labels), names, Some(masks)).unwrap();
+    let p1 = permute_labels(&data, 5).unwrap();
+    let p2 = permute_labels(&data, 5).unwrap();
+    let p3 = permute_labels(&data, 6).unwrap();
+    assert_eq!(p1.class_counts().unwrap(), data.class_counts().unwrap());
+    assert!(p1.labels.equal(&p2.labels));
+    assert!(!p1.labels.equal(&p3.labels));
+    assert!(!p1.labels.equal(&data.labels));
+    assert!(p1.images.equal(&data.images) && p1.masks.is_some());
+    // The permutation is Rng::permutation's.
+    let perm = Rng::new(5).permutation(n as usize);
+    let want: Vec<i64> = perm.iter().map(|&i| labels[i as usize]).collect();
+    assert_eq!(Vec::<i64>::try_from(&p1.labels).unwrap(), want);
+}
+
+#[test]
+fn map_similarity_ignores_signs_and_checks_shapes() {
+    let a = Rng::new(3).uniform_tensor(&[2, 3, 12, 12], CPU) - 0.5;
+    let s = map_similarity(&a, &(-&a), Some(&SsimConfig::default())).unwrap();
+    assert_all_close(&s.spearman, &[1.0, 1.0], 1e-12, "spearman");
+    assert_all_close(&s.ssim, &[1.0, 1.0], 1e-12, "ssim");
+    let b = Rng::new(4).uniform_tensor(&[2, 3, 12, 12], CPU);
+    let s = map_similarity(&a, &b, None).unwrap();
+    assert!(
+        s.ssim.is_empty() && s.spearman.iter().all(|r| r.abs() < 0.3),
+        "{s:?}"
+    );
+    assert!(map_similarity(&a, &b.narrow(1, 0, 1), None).is_err());
+}
+
 // ------------------------------------------------------------------------------------------------
 // Robustness
 // ------------------------------------------------------------------------------------------------

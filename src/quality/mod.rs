@@ -21,7 +21,8 @@
 //!   similarities of the sanity checks.
 //! - [`randomisation`]: the cascading model-parameter randomisation test (Adebayo et al., "Sanity
 //!   Checks for Saliency Maps", NeurIPS 2018): a method whose maps do not change when the model's
-//!   weights are destroyed does not explain the model.
+//!   weights are destroyed does not explain the model; [`permute_labels`] and [`map_similarity`]
+//!   are the parts of the paper's data randomisation test that are not training.
 //! - [`robustness`]: max-sensitivity (Yeh et al., "On the (In)fidelity and Sensitivity of
 //!   Explanations", NeurIPS 2019).
 //! - [`invariance`]: the input-invariance check (Kindermans et al., "The (Un)reliability of Saliency
@@ -47,7 +48,8 @@ pub use localisation::{
     energy_pointing_game, pointing_game, relevance_mass_accuracy, relevance_rank_accuracy,
 };
 pub use randomisation::{
-    cascade_layers, cascading_randomisation, MethodRandomisation, RandomisationConfig, RandomisationStep,
+    cascade_layers, cascading_randomisation, map_similarity, permute_labels, MapSimilarity,
+    MethodRandomisation, RandomisationConfig, RandomisationStep,
 };
 pub use robustness::{max_sensitivity, MaxSensitivityConfig};
 pub use similarity::{spearman, ssim, SsimConfig, SsimWindow};

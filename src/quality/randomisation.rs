@@ -5,8 +5,11 @@
 //! cumulatively, and each method's map is recomputed after every step. A method that explains the
 //! model must change its maps as the weights that produced the prediction are destroyed; one whose
 //! maps stay similar (high Spearman rank correlation and SSIM with the original) shows something
-//! about the input or the architecture, not about what the model learned. Label randomisation (the
-//! paper's second test, which needs retraining) is not part of this module.
+//! about the input or the architecture, not about what the model learned.
+//!
+//! The paper's second test, data randomisation, trains a second model on labels permuted at random
+//! and compares the two models' maps: [`permute_labels`] makes the training set and
+//! [`map_similarity`] compares the maps; the training itself is [`crate::train::fit`]'s.
 //!
 //! The randomised parameters are restored when the function returns, also on error: the caller's
 //! model is unchanged afterwards.
@@ -14,6 +17,7 @@
 use super::similarity::{spearman, ssim, SsimConfig};
 use super::{pool_channels, Pooling};
 use crate::attribution::{cam::normalize, Attribution, Target};
+use crate::data::Dataset;
 use crate::models::Model;
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -170,6 +174,73 @@ fn absolute(map: &Tensor) -> Result<Tensor> {
     pool_channels(map, Pooling::AbsSum)
 }
 
+/// How similar two batches of maps are, as the sanity checks measure it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapSimilarity {
+    /// Spearman rank correlation of the absolute maps (summed over channels), per sample.
+    pub spearman: Vec<f64>,
+    /// SSIM of the absolute maps normalised to `[0, 1]` per sample (empty when SSIM is off).
+    pub ssim: Vec<f64>,
+}
+
+/// Compares maps `a` and `b` (same shape `[N, C, H, W]`) as Adebayo et al. do: Spearman rank
+/// correlation of `|a|` and `|b|` (summed over channels) and, with `ssim` set, the SSIM of the
+/// absolute maps min-max normalised to `[0, 1]` per sample.
+///
+/// ```
+/// use cnn_explain::quality::{map_similarity, SsimConfig};
+/// use tch::{Kind, Tensor};
+/// let a = Tensor::rand([2, 3, 12, 12], (Kind::Float, tch::Device::Cpu));
+/// let s = map_similarity(&a, &(-&a), Some(&SsimConfig::default()))?; // signs do not count
+/// assert!(s.spearman.iter().chain(&s.ssim).all(|v| (v - 1.0).abs() < 1e-9));
+/// # Ok::<(), cnn_explain::Error>(())
+/// ```
+pub fn map_similarity(a: &Tensor, b: &Tensor, ssim_config: Option<&SsimConfig>) -> Result<MapSimilarity> {
+    if a.size() != b.size() {
+        return Err(Error::shape(
+            "second map",
+            format!("the shape of the first map, {:?}", a.size()),
+            &b.size(),
+        ));
+    }
+    let (a, b) = (absolute(a)?, absolute(b)?);
+    let rho = spearman(&a, &b)?;
+    let s = match ssim_config {
+        Some(c) => ssim(&normalize(&a)?, &normalize(&b)?, c)?,
+        None => Vec::new(),
+    };
+    Ok(MapSimilarity {
+        spearman: rho,
+        ssim: s,
+    })
+}
+
+/// The training set of the data randomisation test: `data` with its labels permuted at random
+/// (seeded), images and masks unchanged. A model trained on it can only memorise; a method whose
+/// maps for that model resemble those for the model trained on the true labels fails the test.
+///
+/// ```
+/// use cnn_explain::data::Dataset;
+/// use cnn_explain::quality::permute_labels;
+/// use tch::{Kind, Tensor};
+/// let images = Tensor::zeros([4, 3, 8, 8], (Kind::Float, tch::Device::Cpu));
+/// let data = Dataset::new(images, Tensor::from_slice(&[0i64, 0, 1, 2]), vec!["a".into(), "b".into(), "c".into()], None)?;
+/// let permuted = permute_labels(&data, 1)?;
+/// assert_eq!(permuted.class_counts()?, data.class_counts()?);
+/// # Ok::<(), cnn_explain::Error>(())
+/// ```
+pub fn permute_labels(data: &Dataset, seed: u64) -> Result<Dataset> {
+    let n = data.len();
+    let perm = Tensor::from_slice(&Rng::new(seed).permutation(n)).to_device(data.labels.device());
+    let labels = data.labels.f_index_select(0, &perm)?;
+    Dataset::new(
+        data.images.shallow_clone(),
+        labels,
+        data.class_names.clone(),
+        data.masks.as_ref().map(|m| m.shallow_clone()),
+    )
+}
+
 /// Runs the cascading randomisation: for each of `layers` in order (top first, see
 /// [`cascade_layers`]), re-initialises its parameters (seeded, cumulatively) and computes every
 /// method's map of `input` `[N, C, H, W]`, comparing it with the map on the intact model.
@@ -235,13 +306,8 @@ pub fn cascading_randomisation(
     let target = Target::PerSample(Vec::<i64>::try_from(classes.to_device(tch::Device::Cpu))?);
 
     let compare = |a: &Tensor, b: &Tensor| -> Result<(Vec<f64>, Vec<f64>)> {
-        let (a, b) = (absolute(a)?, absolute(b)?);
-        let rho = spearman(&a, &b)?;
-        let s = match &config.ssim {
-            Some(c) => ssim(&normalize(&a)?, &normalize(&b)?, c)?,
-            None => Vec::new(),
-        };
-        Ok((rho, s))
+        let s = map_similarity(a, b, config.ssim.as_ref())?;
+        Ok((s.spearman, s.ssim))
     };
 
     let mut results = Vec::with_capacity(methods.len());
