@@ -285,6 +285,99 @@ fn average_drop_and_increase_in_confidence_by_hand() {
     assert!(insertion(&conv, &x3, &x3, &Target::Predicted, &c).is_ok());
 }
 
+#[test]
+fn evaluate_in_batches_equals_the_metrics_on_the_whole_set() {
+    // The "method" returns |input|; five 2x2 images in batches of 2 (2 + 2 + 1).
+    let model = sum_model(1);
+    let xs = Rng::new(1).uniform_tensor(&[5, 1, 2, 2], CPU);
+    let masks = t(
+        &[
+            1., 0., 0., 0., 0., 1., 1., 0., 1., 1., 1., 1., 0., 0., 0., 1., 0., 1., 0., 0.,
+        ],
+        &[5, 1, 2, 2],
+    );
+    let target = Target::PerSample(vec![0; 5]);
+    let mut config = QualityConfig {
+        batch: 2,
+        pointing_tolerance: 0.0,
+        ..Default::default()
+    };
+    config.deletion.step = 1;
+    config.insertion = FaithfulnessConfig {
+        step: 2,
+        fill: Fill::Constant(0.25),
+        score: Score::Logit,
+        batch: 3,
+    };
+    let row = evaluate(&EdgeDetector, &model, &xs, Some(&masks), &target, &config).unwrap();
+    let map = xs.abs();
+    let want = |v: &[f64]| Summary::of(v);
+    let close_summary = |a: Summary, b: Summary, what: &str| {
+        assert!(
+            a.n == b.n && close(a.mean, b.mean, 1e-9) && close(a.std, b.std, 1e-9),
+            "{what}: {a:?} vs {b:?}"
+        );
+    };
+    close_summary(
+        row.deletion_auc,
+        want(
+            &deletion(&model, &xs, &map, &target, &config.deletion)
+                .unwrap()
+                .auc,
+        ),
+        "deletion",
+    );
+    close_summary(
+        row.insertion_auc,
+        want(
+            &insertion(&model, &xs, &map, &target, &config.insertion)
+                .unwrap()
+                .auc,
+        ),
+        "insertion",
+    );
+    let hits: Vec<f64> = pointing_game(&map, &masks, 0.0)
+        .unwrap()
+        .iter()
+        .map(|h| *h as i32 as f64)
+        .collect();
+    close_summary(row.pointing_game.unwrap(), want(&hits), "pointing");
+    close_summary(
+        row.energy_pointing_game.unwrap(),
+        want(&energy_pointing_game(&map, &masks).unwrap()),
+        "energy",
+    );
+    close_summary(row.sparseness, want(&sparseness(&map).unwrap()), "sparseness");
+    close_summary(row.entropy, want(&entropy(&map).unwrap()), "entropy");
+    assert_eq!(row.method, "input");
+    assert!(row.seconds_per_image >= 0.0);
+    assert_eq!(format!("{}", Summary::of(&[1.0, 3.0])), "2.000 ± 1.414");
+    // Bad input.
+    assert!(evaluate(
+        &EdgeDetector,
+        &model,
+        &xs,
+        Some(&masks.narrow(0, 0, 4)),
+        &target,
+        &config
+    )
+    .is_err());
+    assert!(evaluate(
+        &EdgeDetector,
+        &model,
+        &xs,
+        None,
+        &Target::PerSample(vec![0; 4]),
+        &config
+    )
+    .is_err());
+    let zero = QualityConfig {
+        batch: 0,
+        ..Default::default()
+    };
+    assert!(evaluate(&EdgeDetector, &model, &xs, None, &target, &zero).is_err());
+}
+
 // ------------------------------------------------------------------------------------------------
 // Similarity: golden values
 // ------------------------------------------------------------------------------------------------

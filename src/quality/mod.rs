@@ -28,6 +28,8 @@
 //! - [`invariance`]: the input-invariance check (Kindermans et al., "The (Un)reliability of Saliency
 //!   Methods", 2017): a model that sees every input shifted by a constant and compensates in its first
 //!   layer's bias computes the same function, so a reliable method should give the same maps.
+//! - [`summary`]: one method's row of a quality table ([`evaluate`]): the per-image metrics above as
+//!   means and standard deviations over the same images, and the method's time per image.
 
 pub mod complexity;
 pub mod faithfulness;
@@ -36,6 +38,7 @@ pub mod localisation;
 pub mod randomisation;
 pub mod robustness;
 pub mod similarity;
+pub mod summary;
 
 pub use complexity::{entropy, sparseness};
 pub use faithfulness::{
@@ -53,6 +56,7 @@ pub use randomisation::{
 };
 pub use robustness::{max_sensitivity, MaxSensitivityConfig};
 pub use similarity::{spearman, ssim, SsimConfig, SsimWindow};
+pub use summary::{evaluate, QualityConfig, QualityRow, Summary};
 
 use crate::{Error, Result};
 use tch::{Kind, Tensor};
