@@ -50,7 +50,8 @@ pub(crate) fn ranks(values: &[f64]) -> Vec<f64> {
     out
 }
 
-/// Pearson correlation; 0 when either side is constant.
+/// Pearson correlation; 1 when both sides are constant (the same, all-tied ranking), 0 when only one
+/// is.
 fn pearson(a: &[f64], b: &[f64]) -> f64 {
     let (ma, mb) = (super::mean(a), super::mean(b));
     let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
@@ -59,7 +60,9 @@ fn pearson(a: &[f64], b: &[f64]) -> f64 {
         saa += (x - ma).powi(2);
         sbb += (y - mb).powi(2);
     }
-    if saa <= 0.0 || sbb <= 0.0 {
+    if saa <= 0.0 && sbb <= 0.0 {
+        1.0
+    } else if saa <= 0.0 || sbb <= 0.0 {
         0.0
     } else {
         (sab / (saa * sbb).sqrt()).clamp(-1.0, 1.0)
@@ -67,7 +70,9 @@ fn pearson(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Spearman's rank correlation between `a` and `b` (same shape `[N, C, H, W]`, channels summed),
-/// per sample. A constant map has no ranking: the correlation is then 0 (scipy returns NaN).
+/// per sample. A constant map has no ranking, and scipy returns NaN; here two constant maps give 1
+/// (both rank every pixel equal: a method that returns all zeros before and after randomisation has
+/// not changed) and one constant map against a varying one gives 0.
 ///
 /// ```
 /// use cnn_explain::quality::spearman;
@@ -309,6 +314,7 @@ mod tests {
         assert!((spearman(&a, &a).unwrap()[0] - 1.0).abs() < 1e-12);
         assert!((spearman(&a, &rev).unwrap()[0] + 1.0).abs() < 1e-12);
         assert_eq!(spearman(&a, &a.zeros_like()).unwrap(), [0.0]);
+        assert_eq!(spearman(&a.zeros_like(), &a.ones_like()).unwrap(), [1.0]);
         assert!(spearman(&a, &a.view([1, 1, 3, 2])).is_err());
     }
 
