@@ -32,6 +32,7 @@ pub mod features;
 pub mod io;
 pub mod models;
 pub mod notebook;
+pub mod quality;
 pub mod rng;
 pub mod segmentation;
 pub mod train;
