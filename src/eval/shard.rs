@@ -36,7 +36,10 @@ impl Shard {
         if index >= count {
             return Err(Error::invalid(
                 "shard",
-                format!("shard index {index} is out of range for {count} shards (valid: 0..={})", count - 1),
+                format!(
+                    "shard index {index} is out of range for {count} shards (valid: 0..={})",
+                    count - 1
+                ),
             ));
         }
         Ok(Shard { index, count })

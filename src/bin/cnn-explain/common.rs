@@ -80,6 +80,24 @@ impl DataSpec {
         }
     }
 
+    /// The spec with its folder made absolute (when it exists), so a run folder can be used from
+    /// anywhere.
+    pub fn absolute(&self, given: &str) -> String {
+        let abs = |d: &Path| {
+            d.canonicalize()
+                .unwrap_or_else(|_| d.to_path_buf())
+                .display()
+                .to_string()
+        };
+        match self {
+            DataSpec::Shapes => given.to_string(),
+            DataSpec::Cifar10(d) => format!("cifar10:{}", abs(d)),
+            DataSpec::Cifar100(d, cifar::Cifar100Label::Fine) => format!("cifar100:{}", abs(d)),
+            DataSpec::Cifar100(d, cifar::Cifar100Label::Coarse) => format!("cifar100-coarse:{}", abs(d)),
+            DataSpec::Folder(d) => format!("folder:{}", abs(d)),
+        }
+    }
+
     /// Side of the images this spec gives.
     pub fn image_size(&self, opts: &DataOpts) -> i64 {
         match self {
@@ -236,7 +254,10 @@ impl RunFile {
         }
         let path = dir.join(RUN_FILE);
         let bytes = std::fs::read(&path).map_err(|_| {
-            Error::data(dir, "not a run folder: it has no run.json (written by `cnn-explain train`)")
+            Error::data(
+                dir,
+                "not a run folder: it has no run.json (written by `cnn-explain train`)",
+            )
         })?;
         check_format(&path, &bytes, RUN_FORMAT, RUN_VERSION)?;
         serde_json::from_slice(&bytes).map_err(|e| Error::data(&path, format!("damaged run.json: {e}")))
@@ -295,7 +316,12 @@ pub fn parse_arch(s: &str) -> Result<Arch> {
 }
 
 /// Builds a zoo model on `device`.
-pub fn build_model(arch: Arch, num_classes: i64, init: Init, device: Device) -> Result<(nn::VarStore, Staged)> {
+pub fn build_model(
+    arch: Arch,
+    num_classes: i64,
+    init: Init,
+    device: Device,
+) -> Result<(nn::VarStore, Staged)> {
     let vs = nn::VarStore::new(device);
     let model = ZooConfig {
         arch,
@@ -340,7 +366,10 @@ pub fn default_layer(model: &dyn Model) -> Result<String> {
         .ok_or_else(|| Error::invalid("layer", "the model has no pooling stage; pass --layer"))?;
     match pool.checked_sub(1).and_then(|i| top.get(i)) {
         Some(l) => Ok(l.clone()),
-        None => Err(Error::invalid("layer", "no stage before the pooling stage; pass --layer")),
+        None => Err(Error::invalid(
+            "layer",
+            "no stage before the pooling stage; pass --layer",
+        )),
     }
 }
 
@@ -374,9 +403,14 @@ pub fn load_source(src: &crate::SourceArgs) -> Result<Loaded> {
                 if final_weights.is_file() {
                     final_weights
                 } else {
-                    let last = dir.join(CHECKPOINT_DIR).join(cnn_explain::train::Checkpoint::LAST);
+                    let last = dir
+                        .join(CHECKPOINT_DIR)
+                        .join(cnn_explain::train::Checkpoint::LAST);
                     if !last.is_file() {
-                        return Err(Error::data(dir, "the run has no weights yet (no model.safetensors, no checkpoint)"));
+                        return Err(Error::data(
+                            dir,
+                            "the run has no weights yet (no model.safetensors, no checkpoint)",
+                        ));
                     }
                     eprintln!("note: the run did not finish; using {}", last.display());
                     last
@@ -420,7 +454,10 @@ pub fn split<'a>(splits: &'a Splits, name: &str) -> Result<&'a Dataset> {
         "train" => Ok(&splits.train),
         "val" => Ok(&splits.val),
         "test" => Ok(&splits.test),
-        other => Err(Error::invalid("split", format!("unknown split `{other}`; expected train, val or test"))),
+        other => Err(Error::invalid(
+            "split",
+            format!("unknown split `{other}`; expected train, val or test"),
+        )),
     }
 }
 

@@ -108,9 +108,17 @@ pub fn run(a: EvaluateArgs) -> Result<ExitCode> {
     };
     write_json(&out.join("metrics.json"), &metrics)?;
 
-    let counts: Vec<Vec<f64>> = cm.counts.iter().map(|r| r.iter().map(|&c| c as f64).collect()).collect();
+    let counts: Vec<Vec<f64>> = cm
+        .counts
+        .iter()
+        .map(|r| r.iter().map(|&c| c as f64).collect())
+        .collect();
     let mut chart = MatrixChart::values(counts).labels(cm.class_names.clone(), cm.class_names.clone());
-    chart.title = format!("confusion matrix ({} split, accuracy {:.1}%)", a.split, 100.0 * ev.accuracy);
+    chart.title = format!(
+        "confusion matrix ({} split, accuracy {:.1}%)",
+        a.split,
+        100.0 * ev.accuracy
+    );
     chart.x_desc = "predicted".into();
     chart.y_desc = "true class".into();
     chart.figure().save(out.join("confusion.png"))?;
@@ -137,7 +145,10 @@ pub fn run(a: EvaluateArgs) -> Result<ExitCode> {
         100.0 * ev.accuracy,
         ev.loss
     );
-    println!("{:<16} {:>9} {:>9} {:>9} {:>8}", "class", "precision", "recall", "f1", "support");
+    println!(
+        "{:<16} {:>9} {:>9} {:>9} {:>8}",
+        "class", "precision", "recall", "f1", "support"
+    );
     for r in &metrics.per_class {
         println!(
             "{:<16} {:>9.3} {:>9.3} {:>9.3} {:>8}",
@@ -156,7 +167,10 @@ pub fn run(a: EvaluateArgs) -> Result<ExitCode> {
 fn curves(h: &History) -> LineChart {
     let mut series = vec![
         Series::new("train loss", h.train_losses()),
-        Series::new("train accuracy", h.epochs.iter().map(|e| e.train_accuracy).collect()),
+        Series::new(
+            "train accuracy",
+            h.epochs.iter().map(|e| e.train_accuracy).collect(),
+        ),
     ];
     if h.epochs.iter().all(|e| e.val_loss.is_some()) {
         series.push(Series::new(
@@ -165,13 +179,19 @@ fn curves(h: &History) -> LineChart {
         ));
         series.push(Series::new(
             "val accuracy",
-            h.epochs.iter().map(|e| e.val_accuracy.unwrap_or(f64::NAN)).collect(),
+            h.epochs
+                .iter()
+                .map(|e| e.val_accuracy.unwrap_or(f64::NAN))
+                .collect(),
         ));
     }
     if h.epochs.iter().all(|e| e.test_accuracy.is_some()) {
         series.push(Series::new(
             "test accuracy",
-            h.epochs.iter().map(|e| e.test_accuracy.unwrap_or(f64::NAN)).collect(),
+            h.epochs
+                .iter()
+                .map(|e| e.test_accuracy.unwrap_or(f64::NAN))
+                .collect(),
         ));
     }
     let mut chart = LineChart::new(series);
@@ -204,8 +224,14 @@ fn evolution_chart(h: &History, rows: usize) -> Result<MatrixChart> {
     chart.x_desc = "epoch".into();
     chart.y_desc = "image, true class".into();
     chart.bars = vec![
-        BarColumn::new("changes", pick.iter().map(|&i| stats[i].change_frequency).collect()),
-        BarColumn::new("wrong", pick.iter().map(|&i| stats[i].misclassification_rate).collect()),
+        BarColumn::new(
+            "changes",
+            pick.iter().map(|&i| stats[i].change_frequency).collect(),
+        ),
+        BarColumn::new(
+            "wrong",
+            pick.iter().map(|&i| stats[i].misclassification_rate).collect(),
+        ),
     ];
     Ok(chart)
 }

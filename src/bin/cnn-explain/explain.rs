@@ -18,7 +18,9 @@ use cnn_explain::eval::{evaluate, most_unstable, predict_proba, Shard};
 use cnn_explain::models::Model;
 use cnn_explain::rng::Rng;
 use cnn_explain::train::History;
-use cnn_explain::viz::{escape_html, overlay, tensor_to_image, BarChart, Colormap, Draw, Figure, ImageGrid, Normalization};
+use cnn_explain::viz::{
+    escape_html, overlay, tensor_to_image, BarChart, Colormap, Draw, Figure, ImageGrid, Normalization,
+};
 use cnn_explain::{Error, Result};
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -34,10 +36,19 @@ pub const VERSION: u32 = 1;
 
 /// Method names on the command line, with what they are.
 const METHODS: [(&str, &str); 19] = [
-    ("saliency", "vanilla gradient, absolute value (Simonyan et al. 2014)"),
+    (
+        "saliency",
+        "vanilla gradient, absolute value (Simonyan et al. 2014)",
+    ),
     ("input-x-gradient", "input times gradient"),
-    ("integrated-gradients", "Integrated Gradients, 50 steps, black baseline (Sundararajan et al. 2017)"),
-    ("smoothgrad", "SmoothGrad of the saliency, 25 samples (Smilkov et al. 2017)"),
+    (
+        "integrated-gradients",
+        "Integrated Gradients, 50 steps, black baseline (Sundararajan et al. 2017)",
+    ),
+    (
+        "smoothgrad",
+        "SmoothGrad of the saliency, 25 samples (Smilkov et al. 2017)",
+    ),
     ("smoothgrad-sq", "SmoothGrad squared"),
     ("vargrad", "VarGrad"),
     ("cam", "CAM (Zhou et al. 2016)"),
@@ -51,8 +62,14 @@ const METHODS: [(&str, &str); 19] = [
     ("ss-cam", "SS-CAM (Wang et al. 2020)"),
     ("is-cam", "IS-CAM (Naidu et al. 2020)"),
     ("eigen-cam", "Eigen-CAM (Muhammad & Yeasin 2020)"),
-    ("occlusion", "occlusion, window a quarter of the image, stride half the window (Zeiler & Fergus 2014)"),
-    ("lime", "LIME on SLIC superpixels, 1000 samples (Ribeiro et al. 2016)"),
+    (
+        "occlusion",
+        "occlusion, window a quarter of the image, stride half the window (Zeiler & Fergus 2014)",
+    ),
+    (
+        "lime",
+        "LIME on SLIC superpixels, 1000 samples (Ribeiro et al. 2016)",
+    ),
 ];
 
 fn known_methods() -> String {
@@ -128,7 +145,7 @@ pub struct ExplainArgs {
     /// Split the selection is drawn from: test, val or train.
     #[arg(long, default_value = "test")]
     pub split: String,
-    /// Methods, comma separated (see the list with --methods help).
+    /// Methods, comma separated; `--methods list` prints the known ones.
     #[arg(long, default_value = "saliency,grad-cam", value_delimiter = ',')]
     pub methods: Vec<String>,
     /// Classes to explain: predicted, true or top-k:K.
@@ -277,7 +294,13 @@ struct Item {
 
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -288,9 +311,23 @@ pub fn run(a: ExplainArgs) -> Result<ExitCode> {
         Some(s) => s.parse::<Shard>()?,
         None => Shard::whole(),
     };
-    let mut methods: Vec<String> = a.methods.iter().map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
+    if a.methods.len() == 1 && a.methods[0] == "list" {
+        for (name, what) in METHODS {
+            println!("{name:<22} {what}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut methods: Vec<String> = a
+        .methods
+        .iter()
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
     if methods.is_empty() {
-        return Err(Error::invalid("methods", format!("no method given; known methods: {}", known_methods())));
+        return Err(Error::invalid(
+            "methods",
+            format!("no method given; known methods: {}", known_methods()),
+        ));
     }
     methods.dedup();
     for m in &methods {
@@ -301,11 +338,21 @@ pub fn run(a: ExplainArgs) -> Result<ExitCode> {
             ));
         }
     }
-    let select = if a.image.is_empty() { a.select.clone() } else { "images".to_string() };
-    if !matches!(select.as_str(), "misclassified" | "low-confidence" | "unstable" | "random" | "all" | "images") {
+    let select = if a.image.is_empty() {
+        a.select.clone()
+    } else {
+        "images".to_string()
+    };
+    if !matches!(
+        select.as_str(),
+        "misclassified" | "low-confidence" | "unstable" | "random" | "all" | "images"
+    ) {
         return Err(Error::invalid(
             "select",
-            format!("unknown selection `{}`; expected misclassified, low-confidence, unstable, random or all", a.select),
+            format!(
+                "unknown selection `{}`; expected misclassified, low-confidence, unstable, random or all",
+                a.select
+            ),
         ));
     }
     if a.count == 0 {
@@ -347,7 +394,10 @@ pub fn run(a: ExplainArgs) -> Result<ExitCode> {
                 .and_then(|d| d.file_name())
                 .and_then(|n| class_names.iter().position(|c| c.as_str() == n.to_string_lossy()))
                 .map(|i| i as i64);
-            let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             items.push((rank, p.clone(), label, stem));
         }
         let items = shard
@@ -374,7 +424,11 @@ pub fn run(a: ExplainArgs) -> Result<ExitCode> {
         let mut idx: Vec<usize> = match select.as_str() {
             "misclassified" => ev.misclassified(),
             "low-confidence" => ev.lowest_confidence(a.count),
-            "random" => Rng::new(a.seed).permutation(n).into_iter().map(|i| i as usize).collect(),
+            "random" => Rng::new(a.seed)
+                .permutation(n)
+                .into_iter()
+                .map(|i| i as usize)
+                .collect(),
             "all" => (0..n).collect(),
             "unstable" => {
                 let Some(dir) = &loaded.run_dir else {
@@ -398,7 +452,7 @@ pub fn run(a: ExplainArgs) -> Result<ExitCode> {
                 }
                 most_unstable(&h, a.count)?
             }
-            _ => unreachable!("checked above"),
+            other => return Err(Error::invalid("select", format!("unknown selection `{other}`"))),
         };
         if select != "all" {
             idx.truncate(a.count);
@@ -422,14 +476,36 @@ pub fn run(a: ExplainArgs) -> Result<ExitCode> {
         let total = whole.len();
         // Keep the size of the whole selection with the items.
         return finish(
-            &a, &loaded, &methods, &target, &layer, &out, shard, &select, Some(a.split.clone()), items, total,
-            &class_names, image_size,
+            &a,
+            &loaded,
+            &methods,
+            &target,
+            &layer,
+            &out,
+            shard,
+            &select,
+            Some(a.split.clone()),
+            items,
+            total,
+            &class_names,
+            image_size,
         );
     };
     let total = a.image.len();
     finish(
-        &a, &loaded, &methods, &target, &layer, &out, shard, &select, split_name, selection, total,
-        &class_names, image_size,
+        &a,
+        &loaded,
+        &methods,
+        &target,
+        &layer,
+        &out,
+        shard,
+        &select,
+        split_name,
+        selection,
+        total,
+        &class_names,
+        image_size,
     )
 }
 
@@ -472,7 +548,17 @@ fn finish(
         if terminal {
             eprint!("\r\x1b[2Kexplaining {}/{}: {}", done + 1, items.len(), it.source);
         }
-        let file = explain_one(it, model, methods, &attributions, target, layer, class_names, &split, out)?;
+        let file = explain_one(
+            it,
+            model,
+            methods,
+            &attributions,
+            target,
+            layer,
+            class_names,
+            &split,
+            out,
+        )?;
         summaries.push(ItemSummary {
             rank: it.rank,
             stem: it.stem.clone(),
@@ -495,13 +581,21 @@ fn finish(
         source,
         split,
         select: select.to_string(),
-        count: if select == "all" || select == "images" { None } else { Some(a.count) },
+        count: if select == "all" || select == "images" {
+            None
+        } else {
+            Some(a.count)
+        },
         seed: a.seed,
         methods: methods.to_vec(),
         target: a.target.clone(),
         layer: layer.to_string(),
         selected: total,
-        shard: if shard.count > 1 { Some(shard.to_string()) } else { None },
+        shard: if shard.count > 1 {
+            Some(shard.to_string())
+        } else {
+            None
+        },
         items: summaries,
     };
     write_index(out, &index)?;
@@ -536,7 +630,12 @@ fn explain_one(
     out: &Path,
 ) -> Result<ImageFile> {
     let probs = predict_proba(model, &it.image, 1)?;
-    let probs = Vec::<f64>::try_from(probs.f_to_device(tch::Device::Cpu)?.f_to_kind(Kind::Double)?.f_view([-1])?)?;
+    let probs = Vec::<f64>::try_from(
+        probs
+            .f_to_device(tch::Device::Cpu)?
+            .f_to_kind(Kind::Double)?
+            .f_view([-1])?,
+    )?;
     let mut order: Vec<usize> = (0..probs.len()).collect();
     order.sort_by(|&x, &y| probs[y].total_cmp(&probs[x]).then(x.cmp(&y)));
     let pred = order.first().copied().unwrap_or(0) as i64;
@@ -607,7 +706,9 @@ fn explain_one(
     let top: Vec<f64> = probs.clone();
     let mut bars = BarChart::top_k(names, &top, k)?;
     bars.title = "top-k probabilities".into();
-    bars.highlight = it.label.and_then(|l| order.iter().take(k).position(|&c| c as i64 == l));
+    bars.highlight = it
+        .label
+        .and_then(|l| order.iter().take(k).position(|&c| c as i64 == l));
     let (gw, gh) = grid.size();
     let (bw, bh) = bars.size();
     let fig = Figure::new(gw.max(bw), gh + bh, move |area| {
@@ -623,7 +724,11 @@ fn explain_one(
         version: VERSION,
         rank: it.rank,
         source: it.source.clone(),
-        split: if it.dataset_index.is_some() { split.clone() } else { None },
+        split: if it.dataset_index.is_some() {
+            split.clone()
+        } else {
+            None
+        },
         dataset_index: it.dataset_index,
         path: it.path.as_ref().map(|p| p.display().to_string()),
         grid: png,
@@ -680,8 +785,14 @@ fn read_index(dir: &Path) -> Result<IndexFile> {
 pub fn merge(a: MergeArgs) -> Result<ExitCode> {
     let mut parts = Vec::new();
     for d in &a.dirs {
-        if d.canonicalize().ok().is_some_and(|c| a.out.canonicalize().ok() == Some(c)) {
-            return Err(Error::invalid("out", "the merged folder must not be one of the shard folders"));
+        if d.canonicalize()
+            .ok()
+            .is_some_and(|c| a.out.canonicalize().ok() == Some(c))
+        {
+            return Err(Error::invalid(
+                "out",
+                "the merged folder must not be one of the shard folders",
+            ));
         }
         parts.push((d.clone(), read_index(d)?));
     }
@@ -711,10 +822,16 @@ pub fn merge(a: MergeArgs) -> Result<ExitCode> {
             seen = vec![None; shard.count];
         }
         if seen.len() != shard.count {
-            return Err(Error::data(d, format!("is shard {shard}, but the first folder has {} shards", seen.len())));
+            return Err(Error::data(
+                d,
+                format!("is shard {shard}, but the first folder has {} shards", seen.len()),
+            ));
         }
         if let Some(Some(other)) = seen.get(shard.index) {
-            return Err(Error::data(d, format!("holds shard {shard} again (also in {})", other.display())));
+            return Err(Error::data(
+                d,
+                format!("holds shard {shard} again (also in {})", other.display()),
+            ));
         }
         seen[shard.index] = Some(d.clone());
         items.extend(idx.items.iter().map(|it| (d.clone(), it.clone())));
@@ -726,7 +843,10 @@ pub fn merge(a: MergeArgs) -> Result<ExitCode> {
         .map(|(i, _)| format!("{i}/{}", seen.len()))
         .collect();
     if !missing.is_empty() {
-        return Err(Error::invalid("dirs", format!("shard(s) {} missing", missing.join(", "))));
+        return Err(Error::invalid(
+            "dirs",
+            format!("shard(s) {} missing", missing.join(", ")),
+        ));
     }
     items.sort_by_key(|(_, it)| it.rank);
     if items.len() != reference.selected || items.iter().enumerate().any(|(i, (_, it))| it.rank != i) {

@@ -71,11 +71,13 @@ fn main() -> ExitCode {
                 || matches!(e.kind(), ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
             {
                 let _ = e.print();
-                return ExitCode::from(if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                    2
-                } else {
-                    0
-                });
+                return ExitCode::from(
+                    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                        2
+                    } else {
+                        0
+                    },
+                );
             }
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("error: bad arguments");

@@ -139,7 +139,11 @@ fn augmentation(names: &[String]) -> Result<Option<Compose>> {
             }
         }
     }
-    Ok(if steps.is_empty() { None } else { Some(Compose(steps)) })
+    Ok(if steps.is_empty() {
+        None
+    } else {
+        Some(Compose(steps))
+    })
 }
 
 /// Draws the progress line on stderr, prints a line per epoch and turns Ctrl-C into a stop.
@@ -269,10 +273,12 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
             (dir.clone(), rf, Some(history))
         }
         None => {
-            let dir = a
-                .out
-                .clone()
-                .ok_or_else(|| Error::invalid("out", "give the run folder to write with --out DIR (or --resume DIR)"))?;
+            let dir = a.out.clone().ok_or_else(|| {
+                Error::invalid(
+                    "out",
+                    "give the run folder to write with --out DIR (or --resume DIR)",
+                )
+            })?;
             if dir.join(common::RUN_FILE).exists() {
                 return Err(Error::data(
                     &dir,
@@ -305,14 +311,17 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
                 format: common::RUN_FORMAT.into(),
                 version: common::RUN_VERSION,
                 data: DataConfig {
-                    spec: a.data.clone(),
+                    spec: spec.absolute(&a.data),
                     opts: a.data_opts.clone(),
                 },
                 model: ModelConfig {
                     arch,
                     num_classes: 0,
                     image_size: spec.image_size(&a.data_opts),
-                    initial_weights: a.weights.clone(),
+                    initial_weights: a
+                        .weights
+                        .as_ref()
+                        .map(|w| w.canonicalize().unwrap_or_else(|_| w.clone())),
                 },
                 train,
                 early_stopping: early,
