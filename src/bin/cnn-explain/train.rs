@@ -198,7 +198,8 @@ impl Callback for Progress {
         self.seen += info.size;
         if self.terminal && self.last_draw.is_none_or(|t| t.elapsed().as_millis() >= 100) {
             let per_batch = self.start.elapsed().as_secs_f64() / self.batches_done as f64;
-            let left = (self.epochs - info.epoch) * info.batches + (info.batches - info.batch - 1);
+            let left = self.epochs.saturating_sub(info.epoch) * info.batches
+                + info.batches.saturating_sub(info.batch + 1);
             eprint!(
                 "\r\x1b[2Kepoch {}/{} batch {}/{} loss {:.4} acc {:.1}% left {}",
                 info.epoch,
