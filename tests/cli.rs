@@ -614,3 +614,83 @@ fn errors_about_a_run() {
     );
     fails(&["train", "--resume", s(&old)], 1, &["version 99"]);
 }
+
+/// A CIFAR-10 folder in the distributed binary layout: five training batches of 4 records, a test
+/// batch of 6, class names beside them; each image a flat colour that depends on its label.
+fn cifar10_folder(root: &Path) {
+    let dir = root.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let record = |label: u8| {
+        let mut r = vec![label];
+        r.extend(std::iter::repeat_n(label * 25, 3072));
+        r
+    };
+    for b in 1..=5u8 {
+        let bytes: Vec<u8> = (0..4u8).flat_map(|i| record((b + i) % 10)).collect();
+        std::fs::write(dir.join(format!("data_batch_{b}.bin")), bytes).unwrap();
+    }
+    let test: Vec<u8> = (0..6u8).flat_map(record).collect();
+    std::fs::write(dir.join("test_batch.bin"), test).unwrap();
+    let names = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n";
+    std::fs::write(dir.join("batches.meta.txt"), names).unwrap();
+}
+
+#[test]
+fn cifar10_spec_and_starting_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    cifar10_folder(dir.path());
+    let spec = format!("cifar10:{}", dir.path().display());
+    let runp = dir.path().join("run");
+    ok(&[
+        "train",
+        "--data",
+        &spec,
+        "--val-fraction",
+        "0.2",
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--device",
+        "cpu",
+        "--out",
+        s(&runp),
+    ]);
+    let rf = json(&runp.join("run.json"));
+    assert_eq!(rf["model"]["image_size"], 32);
+    assert_eq!(rf["class_names"][9], "truck");
+    ok(&["evaluate", s(&runp), "--device", "cpu"]);
+    assert_eq!(json(&runp.join("eval/metrics.json"))["images"], 6);
+    // Starting from these 10-class weights on the 6-class shapes data keeps all but the head.
+    let w = runp.join("model.safetensors");
+    let second = dir.path().join("second");
+    let mut args: Vec<&str> = vec!["train"];
+    args.extend(TINY);
+    args.extend(["--epochs", "1", "--weights", s(&w), "--out", s(&second)]);
+    let out = ok(&args);
+    assert!(
+        text(&out.stderr).contains("kept new weights for fc.bias, fc.weight"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Weights of another architecture do not start a run.
+    let mut args: Vec<&str> = vec!["train"];
+    args.extend(TINY);
+    let third = dir.path().join("third");
+    args.extend([
+        "--epochs",
+        "1",
+        "--arch",
+        "resnet18",
+        "--weights",
+        s(&w),
+        "--out",
+        s(&third),
+    ]);
+    fails(
+        &args,
+        1,
+        &["weights are for another model, not resnet18 with 6 classes"],
+    );
+    assert!(!third.exists());
+}
