@@ -28,11 +28,10 @@ pub struct DataOpts {
     /// Training images of the built-in shapes data.
     #[arg(long, default_value_t = 3000)]
     pub images: usize,
-    /// Validation images of shapes data; for CIFAR and folders without a val/ sub-folder the
-    /// share of training images held out instead is --val-fraction.
+    /// Validation images of the built-in shapes data.
     #[arg(long, default_value_t = 500)]
     pub val_images: usize,
-    /// Test images of shapes data.
+    /// Test images of the built-in shapes data.
     #[arg(long, default_value_t = 1000)]
     pub test_images: usize,
     /// Share of the training images held out for validation (CIFAR, folders).

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 /// Train image classifiers and explain their decisions (gradient, CAM, occlusion and LIME maps).
 #[derive(Parser, Debug)]
-#[command(name = "cnn-explain", version, about, long_about = None)]
+#[command(name = "cnn-explain", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
