@@ -219,6 +219,7 @@ fn resume_continues_like_an_uninterrupted_run() {
 }
 
 #[test]
+#[cfg(unix)] // sends SIGINT with kill(1)
 fn ctrl_c_leaves_a_resumable_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let runp = dir.path().join("run");
@@ -556,6 +557,24 @@ fn errors_in_paths_specs_and_options() {
         &["--data SPEC and --arch NAME"],
     );
     assert!(text(&ok(&["explain", "--methods", "list"]).stdout).contains("score-cam"));
+    let pics = dir.path().join("pics");
+    image_folder(&pics);
+    let spec = format!("folder:{}", pics.display());
+    fails(
+        &[
+            "train",
+            "--data",
+            &spec,
+            "--test-fraction",
+            "0",
+            "--out",
+            m,
+            "--device",
+            "cpu",
+        ],
+        1,
+        &["`test_fraction`: 0 of 16 images is no image"],
+    );
     // Nothing was left behind by the failed commands.
     assert!(!missing.exists());
 }

@@ -113,18 +113,18 @@ fn check_fraction(name: &str, f: f64) -> Result<()> {
     Ok(())
 }
 
-fn split_off(ds: Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+fn split_off(ds: Dataset, name: &str, fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
     let n = ds.len();
     let k = ((n as f64) * fraction).round() as usize;
     if k == 0 {
         return Err(Error::invalid(
-            "val_fraction",
+            name,
             format!("{fraction} of {n} images is no image; raise the fraction or add images"),
         ));
     }
     if k >= n {
         return Err(Error::invalid(
-            "val_fraction",
+            name,
             format!("{fraction} of {n} images leaves no training image"),
         ));
     }
@@ -148,13 +148,13 @@ pub fn load_data(spec: &DataSpec, opts: &DataOpts) -> Result<Splits> {
         DataSpec::Cifar10(dir) => {
             let train = cifar::load_cifar10(dir, cifar::CifarSplit::Train)?;
             let test = cifar::load_cifar10(dir, cifar::CifarSplit::Test)?;
-            let (train, val) = split_off(train, opts.val_fraction, seed)?;
+            let (train, val) = split_off(train, "val_fraction", opts.val_fraction, seed)?;
             Ok(Splits { train, val, test })
         }
         DataSpec::Cifar100(dir, label) => {
             let train = cifar::load_cifar100(dir, cifar::CifarSplit::Train, *label)?;
             let test = cifar::load_cifar100(dir, cifar::CifarSplit::Test, *label)?;
-            let (train, val) = split_off(train, opts.val_fraction, seed)?;
+            let (train, val) = split_off(train, "val_fraction", opts.val_fraction, seed)?;
             Ok(Splits { train, val, test })
         }
         DataSpec::Folder(dir) => {
@@ -184,13 +184,13 @@ pub fn load_data(spec: &DataSpec, opts: &DataOpts) -> Result<Splits> {
                 let (train, val) = if va.is_dir() {
                     (train, folder::load_folder(&va, &cfg)?)
                 } else {
-                    split_off(train, opts.val_fraction, seed)?
+                    split_off(train, "val_fraction", opts.val_fraction, seed)?
                 };
                 Ok(Splits { train, val, test })
             } else {
                 let all = folder::load_folder(dir, &cfg)?;
-                let (rest, test) = split_off(all, opts.test_fraction, seed)?;
-                let (train, val) = split_off(rest, opts.val_fraction, seed.wrapping_add(1))?;
+                let (rest, test) = split_off(all, "test_fraction", opts.test_fraction, seed)?;
+                let (train, val) = split_off(rest, "val_fraction", opts.val_fraction, seed.wrapping_add(1))?;
                 Ok(Splits { train, val, test })
             }
         }
