@@ -6,6 +6,9 @@
 //! follow InstanceFlow (Pühringer et al. 2020, "InstanceFlow: Visualizing the Evolution of
 //! Classifier Confusion on the Instance Level").
 
+mod shard;
+pub use shard::Shard;
+
 use crate::models::Model;
 use crate::train::History;
 use crate::{data::Dataset, Error, Result};

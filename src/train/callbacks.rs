@@ -54,6 +54,8 @@ pub struct BatchInfo {
     pub size: usize,
     /// Mean loss of this batch.
     pub loss: f64,
+    /// Images of this batch the model classified correctly (training mode, before the step).
+    pub correct: usize,
 }
 
 /// Code run at fixed points of training. Every method does nothing by default.

@@ -477,11 +477,12 @@ fn train_loop(
                 ));
             }
             loss_sum += l * (e - s) as f64;
-            correct += logits
+            let batch_correct = logits
                 .f_argmax(-1, false)?
                 .f_eq_tensor(&ys)?
                 .f_sum(Kind::Int64)?
                 .f_int64_value(&[])?;
+            correct += batch_correct;
             seen += e - s;
             let info = BatchInfo {
                 epoch: epoch + 1,
@@ -489,6 +490,7 @@ fn train_loop(
                 batches: bounds.len(),
                 size: e - s,
                 loss: l,
+                correct: batch_correct.max(0) as usize,
             };
             if terminal {
                 print!(
