@@ -67,7 +67,9 @@ ln -sfn "$site/torch" .venv/torch
 # --- Jupyter: nbconvert for headless runs, JupyterLab for interactive use ----------------------------------
 if [ -z "$(pkg_version nbconvert)" ] || [ -z "$(pkg_version jupyterlab)" ]; then
   say "installing $NBCONVERT $JUPYTERLAB"
-  "$PY" -m pip install -q "$NBCONVERT" "$JUPYTERLAB"
+  # --no-warn-conflicts: the CPU set of torch leaves out its CUDA and Python-side dependencies on
+  # purpose (libtorch is all tch needs), which pip would otherwise list as "dependency conflicts".
+  "$PY" -m pip install -q --no-warn-conflicts "$NBCONVERT" "$JUPYTERLAB"
 fi
 
 # --- the evcxr Jupyter kernel -------------------------------------------------------------------------

@@ -111,3 +111,23 @@ pub(crate) fn prepare_input(model: &dyn Model, input: &Tensor) -> Result<Tensor>
     model.check_input(input)?;
     Ok(input.to_device(model.device()).to_kind(Kind::Float).detach())
 }
+
+/// Tiny models with known attributions, shared by the methods' unit tests.
+#[cfg(test)]
+pub(crate) mod test_models {
+    use crate::models::Staged;
+    use tch::{Device, Kind, Tensor};
+
+    /// A two-class model on `[N, C, H, W]` inputs with `wts` `[C, H, W]`: logit 0 = `sum(wts * x)`,
+    /// logit 1 = 0.
+    pub(crate) fn linear_model(wts: Tensor) -> Staged {
+        let c = wts.size()[0];
+        Staged::new(c, 2, Device::Cpu).leaf(
+            "linear",
+            tch::nn::func(move |xs| {
+                let l0 = (xs * &wts).sum_dim_intlist([1, 2, 3].as_slice(), false, Kind::Float);
+                Tensor::stack(&[&l0, &l0.zeros_like()], 1)
+            }),
+        )
+    }
+}

@@ -199,36 +199,47 @@ impl Segments {
 fn connected_components(labels: &[u32], h: usize, w: usize) -> Vec<u32> {
     let mut out = vec![u32::MAX; labels.len()];
     let mut next = 0;
-    let mut stack = Vec::new();
+    let mut piece = Vec::new();
     for start in 0..labels.len() {
-        if out[start] != u32::MAX {
-            continue;
+        if out[start] == u32::MAX {
+            flood_fill(labels, (h, w), start, next, &mut out, &mut piece);
+            next += 1;
         }
-        let l = labels[start];
-        out[start] = next;
-        stack.push(start);
-        while let Some(p) = stack.pop() {
-            let (y, x) = (p / w, p % w);
-            let mut visit = |q: usize| {
-                if out[q] == u32::MAX && labels[q] == l {
-                    out[q] = next;
-                    stack.push(q);
-                }
-            };
-            if x > 0 {
-                visit(p - 1);
-            }
-            if x + 1 < w {
-                visit(p + 1);
-            }
-            if y > 0 {
-                visit(p - w);
-            }
-            if y + 1 < h {
-                visit(p + w);
-            }
-        }
-        next += 1;
     }
     out
+}
+
+/// Gives `id` to every pixel 4-connected to `start` through pixels with `start`'s label that `out`
+/// has not labelled yet (`u32::MAX`), and leaves those pixels in `piece` (cleared first).
+pub(crate) fn flood_fill(
+    labels: &[u32],
+    (h, w): (usize, usize),
+    start: usize,
+    id: u32,
+    out: &mut [u32],
+    piece: &mut Vec<usize>,
+) {
+    let l = labels[start];
+    piece.clear();
+    out[start] = id;
+    piece.push(start);
+    // `piece` doubles as the queue of a breadth-first search.
+    let mut head = 0;
+    while head < piece.len() {
+        let p = piece[head];
+        head += 1;
+        let (y, x) = (p / w, p % w);
+        let neighbours = [
+            (x > 0).then(|| p - 1),
+            (x + 1 < w).then(|| p + 1),
+            (y > 0).then(|| p - w),
+            (y + 1 < h).then(|| p + w),
+        ];
+        for q in neighbours.into_iter().flatten() {
+            if out[q] == u32::MAX && labels[q] == l {
+                out[q] = id;
+                piece.push(q);
+            }
+        }
+    }
 }

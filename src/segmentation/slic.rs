@@ -1,6 +1,6 @@
 //! SLIC superpixels (Achanta et al., TPAMI 2012).
 
-use super::Segments;
+use super::{flood_fill, Segments};
 use crate::{Error, Result};
 use tch::{Kind, Tensor};
 
@@ -311,7 +311,6 @@ fn enforce_connectivity(labels: &[u32], h: usize, w: usize, min_size: usize) -> 
     let mut out = vec![u32::MAX; labels.len()];
     let mut next = 0u32;
     let mut piece = Vec::new();
-    let mut stack = Vec::new();
     for start in 0..labels.len() {
         if out[start] != u32::MAX {
             continue;
@@ -325,32 +324,7 @@ fn enforce_connectivity(labels: &[u32], h: usize, w: usize, min_size: usize) -> 
         } else {
             None
         };
-        let l = labels[start];
-        piece.clear();
-        out[start] = next;
-        stack.push(start);
-        while let Some(p) = stack.pop() {
-            piece.push(p);
-            let (y, x) = (p / w, p % w);
-            let mut visit = |q: usize| {
-                if out[q] == u32::MAX && labels[q] == l {
-                    out[q] = next;
-                    stack.push(q);
-                }
-            };
-            if x > 0 {
-                visit(p - 1);
-            }
-            if x + 1 < w {
-                visit(p + 1);
-            }
-            if y > 0 {
-                visit(p - w);
-            }
-            if y + 1 < h {
-                visit(p + w);
-            }
-        }
+        flood_fill(labels, (h, w), start, next, &mut out, &mut piece);
         match adjacent {
             Some(a) if piece.len() < min_size => {
                 for &p in &piece {

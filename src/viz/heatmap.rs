@@ -187,20 +187,7 @@ pub fn tensor_to_image(image: &Tensor) -> Result<image::RgbImage> {
             ))
         }
     };
-    let hwc = image
-        .f_reshape([3, h, w])?
-        .f_to_kind(Kind::Float)?
-        .f_to_device(Device::Cpu)?
-        .f_clamp(0.0, 1.0)?
-        .f_mul_scalar(255.0)?
-        .f_round()?
-        .f_permute([1, 2, 0])?
-        .f_contiguous()?
-        .f_to_kind(Kind::Uint8)?
-        .f_reshape([-1])?;
-    let bytes = Vec::<u8>::try_from(&hwc)?;
-    image::RgbImage::from_raw(w as u32, h as u32, bytes)
-        .ok_or_else(|| Error::shape("image", "[3, H, W]", &size))
+    crate::data::convert::tensor_to_rgb_image(&image.f_reshape([3, h, w])?)
 }
 
 /// Blends a colour-mapped attribution map over an image: `(1 - alpha) * image + alpha * colour`.

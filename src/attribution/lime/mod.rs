@@ -371,20 +371,10 @@ impl Attribution for Lime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attribution::test_models::linear_model;
     use crate::models::Staged;
     use tch::Device;
 
-    /// logit 0 = sum(wts * x), logit 1 = 0.
-    fn linear_model(wts: Tensor) -> Staged {
-        let c = wts.size()[0];
-        Staged::new(c, 2, Device::Cpu).leaf(
-            "linear",
-            tch::nn::func(move |xs| {
-                let l0 = (xs * &wts).sum_dim_intlist([1, 2, 3].as_slice(), false, Kind::Float);
-                Tensor::stack(&[&l0, &l0.zeros_like()], 1)
-            }),
-        )
-    }
 
     /// Quadrant labels of a `2h x 2w` image: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right.
     fn quadrant_segments(h: usize, w: usize) -> Segments {
