@@ -713,3 +713,88 @@ fn cifar10_spec_and_starting_weights() {
     );
     assert!(!third.exists());
 }
+
+#[test]
+fn quality_table_shards_merge_into_the_unsharded_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let runp = dir.path().join("run");
+    train_tiny(&runp, 1);
+    let quality = |out: &Path, shard: Option<&str>| {
+        let mut args = vec![
+            "quality",
+            s(&runp),
+            "--device",
+            "cpu",
+            "--count",
+            "5",
+            "--seed",
+            "2",
+            "--methods",
+            "saliency,grad-cam,occlusion",
+            "--step",
+            "128",
+            "--batch",
+            "2",
+            "--out",
+            s(out),
+        ];
+        if let Some(sh) = shard {
+            args.extend(["--shard", sh]);
+        }
+        ok(&args)
+    };
+    let (whole, s0, s1, merged) = (
+        dir.path().join("whole"),
+        dir.path().join("s0"),
+        dir.path().join("s1"),
+        dir.path().join("merged"),
+    );
+    let printed = text(&quality(&whole, None).stdout);
+    assert!(printed.contains("| saliency |") && printed.contains("| occlusion |"), "{printed}");
+    quality(&s0, Some("0/2"));
+    quality(&s1, Some("1/2"));
+    let w = json(&whole.join("quality.json"));
+    assert_eq!(w["format"], "cnn-explain-quality");
+    assert_eq!(w["images"].as_array().unwrap().len(), 5);
+    let methods = w["methods"].as_array().unwrap();
+    assert_eq!(methods.len(), 3);
+    // The shapes data has object masks, so the localisation metrics are there, one per image.
+    for m in methods {
+        assert_eq!(m["pointing_game"].as_array().unwrap().len(), 5);
+        for v in m["deletion_auc"].as_array().unwrap() {
+            let v = v.as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "deletion AUC {v} of a probability curve");
+        }
+    }
+    assert_eq!(json(&s0.join("quality.json"))["images"].as_array().unwrap().len(), 3);
+    fails(&["merge", s(&s1), "--out", s(&merged)], 1, &["shard(s) 0/2 missing"]);
+    ok(&["merge", s(&s1), s(&s0), "--out", s(&merged)]);
+    let m = json(&merged.join("quality.json"));
+    assert_eq!(m["images"], w["images"]);
+    assert!(m.get("shard").is_none());
+    for (a, b) in w["methods"].as_array().unwrap().iter().zip(m["methods"].as_array().unwrap()) {
+        for key in ["method", "deletion_auc", "insertion_auc", "pointing_game", "energy_pointing_game", "sparseness", "entropy"] {
+            assert_eq!(a[key], b[key], "{key} differs between the unsharded and the merged result");
+        }
+    }
+    let md = std::fs::read_to_string(merged.join("quality.md")).unwrap();
+    let md_whole = std::fs::read_to_string(whole.join("quality.md")).unwrap();
+    let table = |t: &str| -> Vec<String> {
+        // Every column but the time.
+        t.lines()
+            .filter(|l| l.starts_with("| "))
+            .map(|l| l.rsplitn(3, '|').nth(2).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(table(&md), table(&md_whole));
+    fails(
+        &["quality", s(&runp), "--methods", "grad-cam,nope", "--out", s(&merged)],
+        1,
+        &["unknown method `nope`", "grad-cam"],
+    );
+    fails(
+        &["quality", s(&runp), "--target", "top-k:2", "--out", s(&merged)],
+        1,
+        &["unknown target", "predicted or true"],
+    );
+}

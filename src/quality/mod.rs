@@ -56,7 +56,9 @@ pub use randomisation::{
 };
 pub use robustness::{max_sensitivity, MaxSensitivityConfig};
 pub use similarity::{spearman, ssim, SsimConfig, SsimWindow};
-pub use summary::{evaluate, QualityConfig, QualityRow, Summary};
+pub use summary::{
+    evaluate, evaluate_values, markdown_table, QualityConfig, QualityRow, QualityValues, Summary,
+};
 
 use crate::{Error, Result};
 use tch::{Kind, Tensor};

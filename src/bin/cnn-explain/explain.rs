@@ -35,7 +35,7 @@ pub const IMAGE_FORMAT: &str = "cnn-explain-explanation";
 pub const VERSION: u32 = 1;
 
 /// Method names on the command line, with what they are.
-const METHODS: [(&str, &str); 19] = [
+pub const METHODS: [(&str, &str); 19] = [
     (
         "saliency",
         "vanilla gradient, absolute value (Simonyan et al. 2014)",
@@ -76,7 +76,7 @@ fn known_methods() -> String {
     METHODS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
 
-fn method(name: &str, layer: &str, seed: u64, image_size: i64) -> Result<Box<dyn Attribution>> {
+pub fn method(name: &str, layer: &str, seed: u64, image_size: i64) -> Result<Box<dyn Attribution>> {
     let noise = |n: NoiseTunnel<Saliency>| NoiseTunnel { seed, ..n };
     Ok(match name {
         "saliency" => Box::new(Saliency::default()),
@@ -145,7 +145,7 @@ pub struct ExplainArgs {
     /// Split the selection is drawn from: test, val or train.
     #[arg(long, default_value = "test")]
     pub split: String,
-    /// Methods, comma separated; `--methods list` prints the known ones.
+    /// Methods, comma separated (`all` for every one); `--methods list` prints the known ones.
     #[arg(long, default_value = "saliency,grad-cam", value_delimiter = ',')]
     pub methods: Vec<String>,
     /// Classes to explain: predicted, true or top-k:K.
@@ -167,7 +167,7 @@ pub struct ExplainArgs {
 
 #[derive(Args, Debug)]
 pub struct MergeArgs {
-    /// Output folders of `explain --shard I/N` runs (all N of them).
+    /// Output folders of `explain --shard I/N` or `quality --shard I/N` runs (all N of them).
     #[arg(required = true)]
     pub dirs: Vec<PathBuf>,
     /// Folder for the merged result.
@@ -304,6 +304,39 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
+/// The method names of `--methods`, checked, without repeats; `None` after printing the known
+/// methods for `--methods list`; `all` stands for every method.
+pub fn parse_methods(given: &[String]) -> Result<Option<Vec<String>>> {
+    if given.len() == 1 && given[0] == "list" {
+        for (name, what) in METHODS {
+            println!("{name:<22} {what}");
+        }
+        return Ok(None);
+    }
+    if given.len() == 1 && given[0] == "all" {
+        return Ok(Some(METHODS.iter().map(|(n, _)| n.to_string()).collect()));
+    }
+    let mut methods: Vec<String> = Vec::new();
+    for m in given.iter().map(|m| m.trim()).filter(|m| !m.is_empty()) {
+        if !METHODS.iter().any(|(n, _)| *n == m) {
+            return Err(Error::invalid(
+                "methods",
+                format!("unknown method `{m}`; known methods: {}", known_methods()),
+            ));
+        }
+        if !methods.iter().any(|x| x == m) {
+            methods.push(m.to_string());
+        }
+    }
+    if methods.is_empty() {
+        return Err(Error::invalid(
+            "methods",
+            format!("no method given; known methods: {}", known_methods()),
+        ));
+    }
+    Ok(Some(methods))
+}
+
 pub fn run(a: ExplainArgs) -> Result<ExitCode> {
     // Cheap checks first, before data and model are loaded.
     let target = parse_target(&a.target)?;
@@ -311,33 +344,9 @@ pub fn run(a: ExplainArgs) -> Result<ExitCode> {
         Some(s) => s.parse::<Shard>()?,
         None => Shard::whole(),
     };
-    if a.methods.len() == 1 && a.methods[0] == "list" {
-        for (name, what) in METHODS {
-            println!("{name:<22} {what}");
-        }
+    let Some(methods) = parse_methods(&a.methods)? else {
         return Ok(ExitCode::SUCCESS);
-    }
-    let mut methods: Vec<String> = a
-        .methods
-        .iter()
-        .map(|m| m.trim().to_string())
-        .filter(|m| !m.is_empty())
-        .collect();
-    if methods.is_empty() {
-        return Err(Error::invalid(
-            "methods",
-            format!("no method given; known methods: {}", known_methods()),
-        ));
-    }
-    methods.dedup();
-    for m in &methods {
-        if !METHODS.iter().any(|(n, _)| n == m) {
-            return Err(Error::invalid(
-                "methods",
-                format!("unknown method `{m}`; known methods: {}", known_methods()),
-            ));
-        }
-    }
+    };
     let select = if a.image.is_empty() {
         a.select.clone()
     } else {

@@ -5,6 +5,7 @@
 mod common;
 mod evaluate;
 mod explain;
+mod quality;
 mod train;
 
 use clap::{Args, Parser, Subcommand};
@@ -27,7 +28,10 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Explain selected images with attribution methods: a PNG grid and a JSON per image, index.html.
     Explain(explain::ExplainArgs),
-    /// Combine the outputs of `explain --shard I/N` runs into the result of one unsharded run.
+    /// Explanation-quality table of methods: deletion/insertion AUC, pointing games, sparseness, time.
+    Quality(quality::QualityArgs),
+    /// Combine the outputs of `explain --shard I/N` or `quality --shard I/N` runs into the result of
+    /// one unsharded run.
     Merge(explain::MergeArgs),
 }
 
@@ -90,6 +94,10 @@ fn main() -> ExitCode {
         Command::Train(a) => train::run(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::Quality(a) => quality::run(a),
+        Command::Merge(a) if a.dirs.first().is_some_and(|d| quality::is_quality_folder(d)) => {
+            quality::merge(&a.dirs, &a.out)
+        }
         Command::Merge(a) => explain::merge(a),
     };
     match result {
