@@ -750,7 +750,10 @@ fn quality_table_shards_merge_into_the_unsharded_result() {
         dir.path().join("merged"),
     );
     let printed = text(&quality(&whole, None).stdout);
-    assert!(printed.contains("| saliency |") && printed.contains("| occlusion |"), "{printed}");
+    assert!(
+        printed.contains("| saliency |") && printed.contains("| occlusion |"),
+        "{printed}"
+    );
     quality(&s0, Some("0/2"));
     quality(&s1, Some("1/2"));
     let w = json(&whole.join("quality.json"));
@@ -763,18 +766,44 @@ fn quality_table_shards_merge_into_the_unsharded_result() {
         assert_eq!(m["pointing_game"].as_array().unwrap().len(), 5);
         for v in m["deletion_auc"].as_array().unwrap() {
             let v = v.as_f64().unwrap();
-            assert!((0.0..=1.0).contains(&v), "deletion AUC {v} of a probability curve");
+            assert!(
+                (0.0..=1.0).contains(&v),
+                "deletion AUC {v} of a probability curve"
+            );
         }
     }
-    assert_eq!(json(&s0.join("quality.json"))["images"].as_array().unwrap().len(), 3);
-    fails(&["merge", s(&s1), "--out", s(&merged)], 1, &["shard(s) 0/2 missing"]);
+    assert_eq!(
+        json(&s0.join("quality.json"))["images"].as_array().unwrap().len(),
+        3
+    );
+    fails(
+        &["merge", s(&s1), "--out", s(&merged)],
+        1,
+        &["shard(s) 0/2 missing"],
+    );
     ok(&["merge", s(&s1), s(&s0), "--out", s(&merged)]);
     let m = json(&merged.join("quality.json"));
     assert_eq!(m["images"], w["images"]);
     assert!(m.get("shard").is_none());
-    for (a, b) in w["methods"].as_array().unwrap().iter().zip(m["methods"].as_array().unwrap()) {
-        for key in ["method", "deletion_auc", "insertion_auc", "pointing_game", "energy_pointing_game", "sparseness", "entropy"] {
-            assert_eq!(a[key], b[key], "{key} differs between the unsharded and the merged result");
+    for (a, b) in w["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(m["methods"].as_array().unwrap())
+    {
+        for key in [
+            "method",
+            "deletion_auc",
+            "insertion_auc",
+            "pointing_game",
+            "energy_pointing_game",
+            "sparseness",
+            "entropy",
+        ] {
+            assert_eq!(
+                a[key], b[key],
+                "{key} differs between the unsharded and the merged result"
+            );
         }
     }
     let md = std::fs::read_to_string(merged.join("quality.md")).unwrap();
@@ -788,7 +817,14 @@ fn quality_table_shards_merge_into_the_unsharded_result() {
     };
     assert_eq!(table(&md), table(&md_whole));
     fails(
-        &["quality", s(&runp), "--methods", "grad-cam,nope", "--out", s(&merged)],
+        &[
+            "quality",
+            s(&runp),
+            "--methods",
+            "grad-cam,nope",
+            "--out",
+            s(&merged),
+        ],
         1,
         &["unknown method `nope`", "grad-cam"],
     );

@@ -265,7 +265,6 @@ mod tests {
     use crate::models::Staged;
     use tch::Device;
 
-
     #[test]
     fn starts_follow_captum() {
         assert_eq!(starts(8, 3, 2), [0, 2, 4, 6]);

@@ -168,7 +168,10 @@ impl QualityValues {
             if p.method != first.method {
                 return Err(Error::invalid(
                     "parts",
-                    format!("values of `{}` and `{}` cannot be joined: one method at a time", first.method, p.method),
+                    format!(
+                        "values of `{}` and `{}` cannot be joined: one method at a time",
+                        first.method, p.method
+                    ),
                 ));
             }
             let extend = |to: &mut Option<Vec<f64>>, from: &Option<Vec<f64>>| match (to, from) {
@@ -177,7 +180,10 @@ impl QualityValues {
                     Ok(())
                 }
                 (None, None) => Ok(()),
-                _ => Err(Error::invalid("parts", "some parts have ground-truth masks and some have not")),
+                _ => Err(Error::invalid(
+                    "parts",
+                    "some parts have ground-truth masks and some have not",
+                )),
             };
             extend(&mut out.pointing_game, &p.pointing_game)?;
             extend(&mut out.energy_pointing_game, &p.energy_pointing_game)?;

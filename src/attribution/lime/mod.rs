@@ -375,7 +375,6 @@ mod tests {
     use crate::models::Staged;
     use tch::Device;
 
-
     /// Quadrant labels of a `2h x 2w` image: 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right.
     fn quadrant_segments(h: usize, w: usize) -> Segments {
         let labels = (0..4 * h * w)

@@ -244,7 +244,10 @@ pub fn is_quality_folder(dir: &Path) -> bool {
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<ExitCode> {
     let mut parts = Vec::new();
     for d in dirs {
-        if d.canonicalize().ok().is_some_and(|c| out.canonicalize().ok() == Some(c)) {
+        if d.canonicalize()
+            .ok()
+            .is_some_and(|c| out.canonicalize().ok() == Some(c))
+        {
             return Err(Error::invalid(
                 "out",
                 "the merged folder must not be one of the shard folders",
