@@ -153,6 +153,9 @@ fn main() -> cnn_explain::Result<()> {
         "cue area (a uniform map's share)".into(),
         format!("{:.1}%", 100.0 * cue_area),
     ]);
+    for r in &rows {
+        println!("{}: {}", r[0], r[1]);
+    }
     let _shown = html_table(&["the biased model", ""], &rows)?;
 
     let fig = {
@@ -258,6 +261,9 @@ fn main() -> cnn_explain::Result<()> {
             format!("{:.0}", t.history.epochs.iter().map(|e| e.seconds).sum::<f64>()),
         ]);
         measured.push((name.clone(), acc, sal, cam));
+    }
+    for r in &table {
+        println!("{}", r.join(" | "));
     }
     let headers = [
         "run",
