@@ -182,7 +182,7 @@ fn main() -> cnn_explain::Result<()> {
             let y = d.label(i as usize)?;
             imgs.push(tensor_to_image(&x)?);
             titles.push(format!(
-                "{} -> {}\ncue says {}",
+                "{} -> {}\ncue: {}",
                 names[y as usize], names[pred[k] as usize], names[cls[i as usize] as usize]
             ));
             imgs.push(overlay(&x, &sal.get(k as i64), Colormap::Inferno, 0.7, false)?);
@@ -307,12 +307,12 @@ fn main() -> cnn_explain::Result<()> {
                 let x = xs.get(k as i64);
                 imgs.push(overlay(&x, &sal.get(k as i64), Colormap::Inferno, 0.7, false)?);
                 titles.push(format!(
-                    "{who}: {} -> {}\nsaliency",
+                    "{who} saliency\n{} -> {}",
                     names[d.label(i as usize)? as usize],
                     names[pred[k] as usize]
                 ));
                 imgs.push(overlay(&x, &cam.get(k as i64), Colormap::Jet, 0.5, false)?);
-                titles.push(format!("{who}\nGrad-CAM"));
+                titles.push(format!("{who} Grad-CAM\n"));
             }
         }
         let mut g = ImageGrid::new(imgs, 4);
