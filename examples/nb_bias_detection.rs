@@ -295,7 +295,7 @@ fn main() -> cnn_explain::Result<()> {
         let mut imgs = Vec::new();
         let mut titles = Vec::new();
         for (k, &i) in idx.iter().enumerate() {
-            for (who, t) in [("biased", &biased), ("penalised", fixed)] {
+            for (who, t) in [("biased", &biased), ("RRR", fixed)] {
                 let xs = d.subset(&idx)?.images.to_device(t.model.device());
                 let pred = Vec::<i64>::try_from(t.model.logits(&xs)?.argmax(1, false))?;
                 let sal = Normalization::default().normalize(&Saliency::default().attribute(
@@ -318,7 +318,8 @@ fn main() -> cnn_explain::Result<()> {
         let mut g = ImageGrid::new(imgs, 4);
         g.titles = titles;
         g.cell = 120;
-        g.title = format!("Biased vs penalised ({})", runs[best].0);
+        g.title = "Biased vs penalised (RRR)".into();
+        println!("penalised run shown: {}", runs[best].0);
         g.figure()
     };
     fig.save(out.join("03.png"))?;
