@@ -64,6 +64,12 @@ pub trait Callback {
     fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> Result<Control> {
         Ok(Control::Continue)
     }
+    /// The learning rate of the optimisation step about to run: gets the 1-based epoch, the 0-based
+    /// batch and the rate the schedule gives (or the one an earlier callback returned), returns the
+    /// rate to use. The default keeps `scheduled`.
+    fn learning_rate(&mut self, _epoch: usize, _batch: usize, scheduled: f64) -> f64 {
+        scheduled
+    }
     /// After each optimisation step.
     fn on_batch_end(&mut self, _info: &BatchInfo) -> Result<Control> {
         Ok(Control::Continue)

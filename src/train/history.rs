@@ -1,5 +1,6 @@
 //! What a training run recorded, epoch by epoch, as JSON.
 
+use super::steering::Intervention;
 use super::TrainConfig;
 use crate::eval::ConfusionMatrix;
 use crate::{Error, Result};
@@ -71,6 +72,9 @@ pub struct History {
     /// True when a callback stopped training before `config.epochs`.
     #[serde(default)]
     pub stopped_early: bool,
+    /// Requests applied while training ran (see [`super::steering`]), in order.
+    #[serde(default)]
+    pub interventions: Vec<Intervention>,
 }
 
 impl History {
@@ -82,6 +86,7 @@ impl History {
             tracked_labels,
             epochs: Vec::new(),
             stopped_early: false,
+            interventions: Vec::new(),
         }
     }
 

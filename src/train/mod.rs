@@ -32,6 +32,7 @@
 mod callbacks;
 mod history;
 mod optim;
+pub mod steering;
 
 pub use callbacks::{BatchInfo, Callback, Checkpoint, Context, Control, EarlyStopping, Metric, Probe};
 pub use history::{EpochRecord, History, TrackedEpoch};
@@ -337,6 +338,7 @@ pub fn resume(
         ));
     }
     history.epochs.truncate(epoch);
+    history.interventions.retain(|i| i.epoch <= epoch);
     history.config = cfg.clone();
     history.stopped_early = false;
     train_loop(model, vs, data, cfg, history, opt, epoch, callbacks)
@@ -431,7 +433,8 @@ fn train_loop(
     let mut epoch = start;
     while !stop && epoch < cfg.epochs {
         let t0 = Instant::now();
-        let lr = cfg.lr_at(epoch);
+        let scheduled = cfg.lr_at(epoch);
+        let mut lr = scheduled;
         let mut rng = Rng::new(epoch_seed(cfg.seed, epoch));
         let perm = rng.permutation(n);
         let mut aug_rng = rng.fork();
@@ -465,6 +468,16 @@ fn train_loop(
             }
             let loss = cross_entropy(&logits, &ys)?;
             loss.f_backward()?;
+            lr = scheduled;
+            for cb in callbacks.iter_mut() {
+                lr = cb.learning_rate(epoch + 1, b, lr);
+            }
+            if !(lr.is_finite() && lr >= 0.0) {
+                return Err(Error::invalid(
+                    "lr",
+                    format!("a callback set the learning rate to {lr}; it must be finite and >= 0"),
+                ));
+            }
             opt.step(&cfg.optimizer, vs, lr)?;
             let l = loss.f_double_value(&[])?;
             if !l.is_finite() {

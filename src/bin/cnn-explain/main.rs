@@ -5,6 +5,8 @@
 mod common;
 mod evaluate;
 mod explain;
+#[cfg(feature = "monitor")]
+mod monitor;
 mod train;
 
 use clap::{Args, Parser, Subcommand};
@@ -29,6 +31,10 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Combine the outputs of `explain --shard I/N` runs into the result of one unsharded run.
     Merge(explain::MergeArgs),
+    /// Serve a live web page of a run folder (curves, confusion, explanations) that can steer its
+    /// training: stop, learning rate, penalty, probe images.
+    #[cfg(feature = "monitor")]
+    Monitor(monitor::MonitorArgs),
 }
 
 /// Where a trained model comes from: a run folder, or weights with a dataset and an architecture.
@@ -91,6 +97,8 @@ fn main() -> ExitCode {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Explain(a) => explain::run(a),
         Command::Merge(a) => explain::merge(a),
+        #[cfg(feature = "monitor")]
+        Command::Monitor(a) => monitor::run(a),
     };
     match result {
         Ok(code) => code,
