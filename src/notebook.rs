@@ -51,8 +51,11 @@ pub struct DefaultRun {
     pub shapes: ShapesConfig,
     /// The model from the zoo.
     pub model: ZooConfig,
-    /// Optimiser, schedule, epochs, seed.
+    /// Optimiser, schedule, epochs, seed (and the input-gradient penalty, if any).
     pub train: TrainConfig,
+    /// Names what [`train_or_load_with`]'s extras (irrelevant masks, probes) add to the run, so
+    /// runs with other extras get another cache folder; empty for none.
+    pub tag: String,
 }
 
 impl Default for DefaultRun {
@@ -82,6 +85,7 @@ impl Default for DefaultRun {
             shapes,
             model: ZooConfig::default(),
             train,
+            tag: String::new(),
         }
     }
 }
@@ -108,13 +112,17 @@ impl DefaultRun {
         let mut train = self.train.clone();
         train.history_path = None;
         train.verbose = false;
-        let text = format!(
+        let mut text = format!(
             "{:?}|{:?}|{}|{}",
             self.shapes,
             self.model,
             params,
             serde_json::to_string(&train).unwrap_or_default()
         );
+        // Empty tags leave the fingerprints of runs made before tags existed unchanged.
+        if !self.tag.is_empty() {
+            text += &format!("|tag={}", self.tag);
+        }
         // FNV-1a: stable across Rust versions, unlike std's DefaultHasher.
         let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
@@ -142,6 +150,19 @@ pub struct Trained {
 /// so notebooks can run in any order and fast. The weights and history are written atomically, so
 /// an interrupted run is retrained, never half-loaded.
 pub fn train_or_load(run: &DefaultRun) -> Result<Trained> {
+    train_or_load_with(run, None, &mut [])
+}
+
+/// [`train_or_load`] with extras for a first training: `irrelevant` masks `[N, 1, H, W]` of the
+/// training images for an input-gradient penalty with [`crate::train::IrrelevantRegion::Given`]
+/// (see [`crate::train::FitData::with_irrelevant`]) and callbacks (such as
+/// [`crate::train::evolution_probe`], whose records are cached with the history). Set
+/// [`DefaultRun::tag`] to name the extras: the cache cannot see them.
+pub fn train_or_load_with(
+    run: &DefaultRun,
+    irrelevant: Option<&tch::Tensor>,
+    callbacks: &mut [&mut dyn crate::train::Callback],
+) -> Result<Trained> {
     let data = shapes::generate(&run.shapes)?;
     let dir = cache_dir().join(run.fingerprint());
     let weights_path = dir.join("model.safetensors");
@@ -173,10 +194,13 @@ pub fn train_or_load(run: &DefaultRun) -> Result<Trained> {
         history_path: Some(history_path),
         ..run.train.clone()
     };
-    let fit_data = FitData::new(&data.train)
+    let mut fit_data = FitData::new(&data.train)
         .with_val(&data.val)
         .with_test(&data.test);
-    let history = fit(&model, &mut vs, &fit_data, &cfg, &mut [])?;
+    if let Some(m) = irrelevant {
+        fit_data = fit_data.with_irrelevant(m);
+    }
+    let history = fit(&model, &mut vs, &fit_data, &cfg, callbacks)?;
     weights::save(&vs, &weights_path)?;
     Ok(Trained {
         vs,

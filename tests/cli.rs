@@ -713,3 +713,65 @@ fn cifar10_spec_and_starting_weights() {
     );
     assert!(!third.exists());
 }
+
+#[test]
+fn penalty_options_reach_the_run_and_bad_values_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut args: Vec<&str> = vec!["train"];
+    args.extend(TINY);
+    args.extend([
+        "--epochs",
+        "1",
+        "--cue",
+        "0.9",
+        "--penalty",
+        "2.5",
+        "--penalty-region",
+        "cue",
+        "--penalty-score",
+        "centred-logit",
+        "--out",
+        s(&out),
+    ]);
+    ok(&args);
+    let run = json(&out.join("run.json"));
+    assert_eq!(run["train"]["penalty"]["weight"], 2.5);
+    assert_eq!(run["train"]["penalty"]["region"], "given");
+    assert_eq!(run["train"]["penalty"]["score"], "centred_true_class_logit");
+    let history = json(&out.join("history.json"));
+    assert_eq!(history["epochs"][0]["penalty"]["weight"], 2.5);
+    assert!(history["epochs"][0]["penalty"]["mean"].as_f64().unwrap() > 0.0);
+    let other = dir.path().join("other");
+    fails(
+        &[
+            "train",
+            "--penalty",
+            "1",
+            "--penalty-region",
+            "sky",
+            "--out",
+            s(&other),
+        ],
+        1,
+        &["unknown region `sky`", "outside-object or cue"],
+    );
+    fails(
+        &[
+            "train",
+            "--penalty",
+            "1",
+            "--penalty-region",
+            "cue",
+            "--out",
+            s(&other),
+        ],
+        1,
+        &["--cue FRACTION"],
+    );
+    fails(
+        &["train", "--penalty", "1", "--augment", "flip", "--out", s(&other)],
+        1,
+        &["--augment"],
+    );
+}

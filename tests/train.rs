@@ -239,6 +239,7 @@ fn record(epoch: usize, val_loss: f64, val_acc: f64) -> EpochRecord {
         tracked: None,
         seconds: 0.0,
         probes: Default::default(),
+        penalty: None,
     }
 }
 

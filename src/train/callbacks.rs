@@ -1,7 +1,7 @@
 //! Callbacks: code that [`super::fit`] runs at fixed points of training (Keras' and
 //! burn-train's design), with early stopping, checkpointing and per-epoch probes built in.
 
-use super::{save_state, EpochRecord, History, OptimizerState};
+use super::{save_state, EpochRecord, History, InputGradientPenalty, OptimizerState};
 use crate::models::Model;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,18 @@ pub trait Callback {
     /// rate to use. The default keeps `scheduled`.
     fn learning_rate(&mut self, _epoch: usize, _batch: usize, scheduled: f64) -> f64 {
         scheduled
+    }
+    /// At the start of each epoch (`epoch` is 1-based), before its first batch: the input-gradient
+    /// penalty to train this epoch with, given the one in force (`TrainConfig::penalty` at the
+    /// first epoch, then what the callbacks returned; callbacks are asked in order, each seeing the
+    /// previous one's answer). The default keeps it. Return `None` or a penalty with
+    /// `enabled: false` to train on the cross-entropy alone.
+    fn penalty(
+        &mut self,
+        _epoch: usize,
+        current: Option<&InputGradientPenalty>,
+    ) -> Option<InputGradientPenalty> {
+        current.cloned()
     }
     /// After each optimisation step.
     fn on_batch_end(&mut self, _info: &BatchInfo) -> Result<Control> {

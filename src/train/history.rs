@@ -47,6 +47,10 @@ pub struct EpochRecord {
     /// Outputs of [`super::Probe`] callbacks, by probe name.
     #[serde(default)]
     pub probes: BTreeMap<String, serde_json::Value>,
+    /// The input-gradient penalty in force in this epoch (weight and mean value), `None` when
+    /// training used the cross-entropy alone.
+    #[serde(default)]
+    pub penalty: Option<super::PenaltyRecord>,
 }
 
 /// A training run: its configuration and one [`EpochRecord`] per finished epoch.

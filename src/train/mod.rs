@@ -30,13 +30,17 @@
 //! ```
 
 mod callbacks;
+mod evolution;
 mod history;
 mod optim;
+mod penalty;
 pub mod steering;
 
 pub use callbacks::{BatchInfo, Callback, Checkpoint, Context, Control, EarlyStopping, Metric, Probe};
+pub use evolution::{evolution_probe, mass_share, mass_shares, ExplanationEvolution};
 pub use history::{EpochRecord, History, TrackedEpoch};
 pub use optim::{Optimizer, OptimizerState};
+pub use penalty::{cue_corners, InputGradientPenalty, IrrelevantRegion, PenaltyRecord, PenaltyScore};
 
 use crate::data::Dataset;
 use crate::eval::{check_data, cross_entropy, evaluate, Evaluation};
@@ -112,6 +116,11 @@ pub struct TrainConfig {
     pub history_path: Option<PathBuf>,
     /// Print a line per epoch (and a progress line when stdout is a terminal).
     pub verbose: bool,
+    /// The Right-for-the-Right-Reasons input-gradient penalty ([`InputGradientPenalty`]); `None`
+    /// trains on the cross-entropy alone. Callbacks can change it between epochs
+    /// ([`Callback::penalty`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub penalty: Option<InputGradientPenalty>,
 }
 
 impl Default for TrainConfig {
@@ -130,6 +139,7 @@ impl Default for TrainConfig {
             tracked: TrackedSet::Test,
             history_path: None,
             verbose: true,
+            penalty: None,
         }
     }
 }
@@ -163,6 +173,9 @@ impl TrainConfig {
                 ))
             }
             _ => {}
+        }
+        if let Some(p) = &self.penalty {
+            p.validate()?;
         }
         self.optimizer.validate()
     }
@@ -241,7 +254,7 @@ impl<F: Fn(&Tensor, &mut Rng) -> Result<Tensor>> Augment for F {
 }
 
 /// The data of a training run: training set, optional validation and test sets, optional
-/// augmentation.
+/// augmentation, optional irrelevant-region masks for the input-gradient penalty.
 #[derive(Clone, Copy)]
 pub struct FitData<'a> {
     /// Training images.
@@ -252,6 +265,9 @@ pub struct FitData<'a> {
     pub test: Option<&'a Dataset>,
     /// Applied to every training batch.
     pub augment: Option<&'a dyn Augment>,
+    /// `[N, 1, H, W]`, one mask per training image (1 = irrelevant), read by the penalty with
+    /// [`IrrelevantRegion::Given`].
+    pub irrelevant: Option<&'a Tensor>,
 }
 
 impl<'a> FitData<'a> {
@@ -262,6 +278,7 @@ impl<'a> FitData<'a> {
             val: None,
             test: None,
             augment: None,
+            irrelevant: None,
         }
     }
     /// Adds a validation set.
@@ -279,6 +296,91 @@ impl<'a> FitData<'a> {
         self.augment = Some(augment);
         self
     }
+    /// Adds the irrelevant-region masks `[N, 1, H, W]` of the training images (1 = irrelevant), in
+    /// the training set's order, for a penalty with [`IrrelevantRegion::Given`].
+    pub fn with_irrelevant(mut self, masks: &'a Tensor) -> Self {
+        self.irrelevant = Some(masks);
+        self
+    }
+}
+
+/// The `[N, 1, H, W]` irrelevant masks of the whole training set for `penalty`, checked against the
+/// data: an error for a region without masks and for augmentation (the masks would not follow the
+/// crops and flips).
+fn penalty_masks(data: &FitData<'_>, penalty: &InputGradientPenalty) -> Result<Tensor> {
+    penalty.validate()?;
+    if data.augment.is_some() {
+        return Err(Error::invalid(
+            "penalty",
+            "the input-gradient penalty cannot be combined with augmentation: the irrelevant masks \
+             would not follow the crops and flips; train without augmentation or without the penalty",
+        ));
+    }
+    let train = data.train;
+    let (n, _, h, w) = {
+        let s = train.images.size();
+        (s[0], s[1], s[2], s[3])
+    };
+    let masks = match penalty.region {
+        IrrelevantRegion::OutsideObject => {
+            let m = train.masks.as_ref().ok_or_else(|| {
+                Error::invalid(
+                    "penalty.region",
+                    "OutsideObject needs object masks but the training set has none; pass masks \
+                     with FitData::with_irrelevant and use IrrelevantRegion::Given",
+                )
+            })?;
+            m.f_to_kind(Kind::Float)?
+                .f_gt(0.5)?
+                .f_to_kind(Kind::Float)?
+                .f_neg()?
+                .f_add_scalar(1.0)?
+        }
+        IrrelevantRegion::InsideObject => train
+            .masks
+            .as_ref()
+            .ok_or_else(|| {
+                Error::invalid(
+                    "penalty.region",
+                    "InsideObject needs object masks but the training set has none; use a Rect region",
+                )
+            })?
+            .f_to_kind(Kind::Float)?
+            .f_gt(0.5)?
+            .f_to_kind(Kind::Float)?,
+        IrrelevantRegion::Rect { x0, y0, x1, y1 } => {
+            if !(0 <= x0 && x0 < x1 && x1 <= w && 0 <= y0 && y0 < y1 && y1 <= h) {
+                return Err(Error::invalid(
+                    "penalty.region",
+                    format!(
+                        "rectangle x {x0}..{x1}, y {y0}..{y1} is empty or leaves the {w} x {h} images"
+                    ),
+                ));
+            }
+            let m = Tensor::f_zeros([n, 1, h, w], (Kind::Float, train.images.device()))?;
+            m.f_narrow(2, y0, y1 - y0)?.f_narrow(3, x0, x1 - x0)?.f_fill_(1.0)?;
+            m
+        }
+        IrrelevantRegion::Given => data
+            .irrelevant
+            .ok_or_else(|| {
+                Error::invalid(
+                    "penalty.region",
+                    "Given needs the irrelevant masks: pass them with FitData::with_irrelevant \
+                     (or use IrrelevantRegion::OutsideObject on a dataset with object masks)",
+                )
+            })?
+            .f_to_kind(Kind::Float)?,
+    };
+    let s = masks.size();
+    if s.len() != 4 || s[0] != n || s[1] != 1 || s[2] != h || s[3] != w {
+        return Err(Error::shape(
+            "irrelevant masks",
+            format!("[{n}, 1, {h}, {w}] (one mask per training image)"),
+            &s,
+        ));
+    }
+    Ok(masks)
 }
 
 /// Trains `model` (whose parameters live in `vs`) on `data.train` for `cfg.epochs` epochs.
@@ -358,6 +460,11 @@ fn check_fit<'a>(model: &dyn Model, data: &FitData<'a>, cfg: &TrainConfig) -> Re
         }
     }
     check_data(model, data.train, "train")?;
+    if let Some(p) = &cfg.penalty {
+        if p.active() || data.augment.is_some() {
+            let _masks = penalty_masks(data, p)?;
+        }
+    }
     let shape = data.train.image_shape();
     for (name, set) in [("val", data.val), ("test", data.test)] {
         if let Some(set) = set {
@@ -431,10 +538,23 @@ fn train_loop(
         }
     }
     let mut epoch = start;
+    let mut penalty = cfg.penalty;
+    // The masks of the region last used, so an unchanged region is not rebuilt every epoch.
+    let mut masks: Option<(IrrelevantRegion, Tensor)> = None;
     while !stop && epoch < cfg.epochs {
         let t0 = Instant::now();
         let scheduled = cfg.lr_at(epoch);
         let mut lr = scheduled;
+        for cb in callbacks.iter_mut() {
+            penalty = cb.penalty(epoch + 1, penalty.as_ref());
+        }
+        let active = penalty.filter(|p| p.active());
+        if let Some(p) = &active {
+            if masks.as_ref().map(|(r, _)| *r) != Some(p.region) {
+                masks = Some((p.region, penalty_masks(data, p)?));
+            }
+        }
+        let mut penalty_sum = 0.0f64;
         let mut rng = Rng::new(epoch_seed(cfg.seed, epoch));
         let perm = rng.permutation(n);
         let mut aug_rng = rng.fork();
@@ -458,6 +578,9 @@ fn train_loop(
                     ));
                 }
             }
+            if active.is_some() {
+                xs = xs.detach().set_requires_grad(true);
+            }
             let logits = model.forward_t(&xs, true);
             if logits.size() != [(e - s) as i64, k] {
                 return Err(Error::shape(
@@ -466,7 +589,16 @@ fn train_loop(
                     &logits.size(),
                 ));
             }
-            let loss = cross_entropy(&logits, &ys)?;
+            let mut loss = cross_entropy(&logits, &ys)?;
+            let ce = loss.shallow_clone();
+            if let (Some(p), Some((_, m))) = (&active, &masks) {
+                let batch_masks = m
+                    .f_index_select(0, &idx.to_device(m.device()))?
+                    .f_to_device(device)?;
+                let term = p.value(&xs, &logits, &ys, &batch_masks)?;
+                penalty_sum += term.f_double_value(&[])?;
+                loss = loss.f_add(&term)?;
+            }
             loss.f_backward()?;
             lr = scheduled;
             for cb in callbacks.iter_mut() {
@@ -479,8 +611,8 @@ fn train_loop(
                 ));
             }
             opt.step(&cfg.optimizer, vs, lr)?;
-            let l = loss.f_double_value(&[])?;
-            if !l.is_finite() {
+            let l = ce.f_double_value(&[])?;
+            if !(l.is_finite() && loss.f_double_value(&[])?.is_finite()) {
                 return Err(Error::invalid(
                     "lr",
                     format!(
@@ -552,6 +684,10 @@ fn train_loop(
             }),
             seconds: 0.0,
             probes: Default::default(),
+            penalty: active.map(|p| PenaltyRecord {
+                weight: p.weight,
+                mean: penalty_sum / bounds.len().max(1) as f64,
+            }),
         };
         history.epochs.push(record);
         for cb in callbacks.iter_mut() {
@@ -611,6 +747,9 @@ fn epoch_line(r: &EpochRecord, epochs: usize) -> String {
     }
     if let Some(a) = r.test_accuracy {
         s += &format!("  test acc {:5.1}%", 100.0 * a);
+    }
+    if let Some(p) = &r.penalty {
+        s += &format!("  penalty {:.4} (weight {})", p.mean, p.weight);
     }
     s + &format!("  {:.1}s", r.seconds)
 }

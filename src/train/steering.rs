@@ -23,7 +23,7 @@
 //! # Ok::<(), cnn_explain::Error>(())
 //! ```
 
-use super::{Callback, Context, Control, History};
+use super::{Callback, Context, Control, History, InputGradientPenalty, IrrelevantRegion};
 use crate::models::Model;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -59,6 +59,27 @@ pub enum PenaltyRegion {
     },
 }
 
+impl PenaltyRegion {
+    /// The penalty's region for this choice.
+    pub fn irrelevant(self) -> IrrelevantRegion {
+        match self {
+            PenaltyRegion::Object => IrrelevantRegion::InsideObject,
+            PenaltyRegion::Background => IrrelevantRegion::OutsideObject,
+            PenaltyRegion::Rect { x0, y0, x1, y1 } => IrrelevantRegion::Rect { x0, y0, x1, y1 },
+        }
+    }
+
+    /// The choice naming `region` (`None` for per-image masks given by code).
+    pub fn from_irrelevant(region: IrrelevantRegion) -> Option<PenaltyRegion> {
+        match region {
+            IrrelevantRegion::InsideObject => Some(PenaltyRegion::Object),
+            IrrelevantRegion::OutsideObject => Some(PenaltyRegion::Background),
+            IrrelevantRegion::Rect { x0, y0, x1, y1 } => Some(PenaltyRegion::Rect { x0, y0, x1, y1 }),
+            IrrelevantRegion::Given => None,
+        }
+    }
+}
+
 /// One thing a user asks a running training to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -70,8 +91,9 @@ pub enum Request {
         /// The new learning rate (finite, > 0, at most [`SteeringLimits::max_lr`]).
         lr: f64,
     },
-    /// Switch the input-gradient penalty on or off; `weight` and `region` replace the current ones
-    /// when given.
+    /// Switch the input-gradient penalty ([`InputGradientPenalty`]) on or off; `weight` and
+    /// `region` replace the current ones when given. Applied from the next epoch on (the penalty
+    /// is chosen at each epoch's start).
     Penalty {
         /// On or off.
         enabled: bool,
@@ -566,6 +588,15 @@ impl Callback for Steering<'_> {
         for (_, path) in pending(&self.run_dir) {
             let _ = std::fs::remove_file(path);
         }
+        if let Some(p) = &ctx.history.config.penalty {
+            if let Some(region) = PenaltyRegion::from_irrelevant(p.region) {
+                self.state.penalty = Some(PenaltySettings {
+                    enabled: p.enabled,
+                    weight: p.weight,
+                    region,
+                });
+            }
+        }
         // Replay what the history recorded (a resumed run continues as steered).
         let replay: Vec<Request> = ctx.history.interventions.iter().map(|i| i.request.clone()).collect();
         for req in &replay {
@@ -579,6 +610,18 @@ impl Callback for Steering<'_> {
         self.progress.lr = self.state.lr.unwrap_or_else(|| cfg.lr_at(ctx.history.epochs.len()));
         self.write_progress(true)?;
         Ok(Control::Continue)
+    }
+
+    fn penalty(&mut self, _epoch: usize, current: Option<&InputGradientPenalty>) -> Option<InputGradientPenalty> {
+        match self.state.penalty {
+            None => current.cloned(),
+            Some(s) => Some(InputGradientPenalty {
+                weight: s.weight,
+                enabled: s.enabled,
+                region: s.region.irrelevant(),
+                score: current.map(|c| c.score).unwrap_or_default(),
+            }),
+        }
     }
 
     fn learning_rate(&mut self, _epoch: usize, _batch: usize, scheduled: f64) -> f64 {

@@ -37,6 +37,7 @@ mod backend;
 pub mod charts;
 pub mod colormap;
 pub mod display;
+pub mod evolution;
 mod figure;
 pub mod grid;
 pub mod heatmap;
@@ -47,6 +48,7 @@ pub use colormap::{category_color, Colormap};
 pub use display::{
     encode_png, escape_html, html_table, show_html, show_image, show_png, show_tensor, Html, Png,
 };
+pub use evolution::{draw_evolution, evolution_strip, EvolutionStrip};
 pub use figure::{Draw, Figure};
 pub use grid::ImageGrid;
 pub use heatmap::{blend, overlay, tensor_to_image, ChannelReduce, Normalization, Sign};

@@ -48,6 +48,11 @@ pub struct DataOpts {
     /// Seed of the shapes generator and of the random splits.
     #[arg(long, default_value_t = 0)]
     pub data_seed: u64,
+    /// Shapes only: draw the spurious class cue (a coloured corner patch) on this share of the
+    /// training and validation images; test images carry the cue of a wrong class.
+    #[arg(long)]
+    #[serde(default)]
+    pub cue: Option<f64>,
 }
 
 /// A parsed dataset spec.
@@ -148,6 +153,10 @@ pub fn load_data(spec: &DataSpec, opts: &DataOpts) -> Result<Splits> {
             val: opts.val_images,
             test: opts.test_images,
             seed,
+            spurious: opts.cue.map(|fraction| shapes::SpuriousCue {
+                fraction,
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         DataSpec::Cifar10(dir) => {

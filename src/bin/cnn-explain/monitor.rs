@@ -439,6 +439,10 @@ fn loss_chart(h: &History) -> Result<String> {
         Series::new("val", h.epochs.iter().map(|e| nan(e.val_loss)).collect()),
         Series::new("test", h.epochs.iter().map(|e| nan(e.test_loss)).collect()),
     ]);
+    c.series.push(Series::new(
+        "penalty",
+        h.epochs.iter().map(|e| nan(e.penalty.as_ref().map(|p| p.mean))).collect(),
+    ));
     c.series.retain(|s| s.values.iter().any(|v| v.is_finite()));
     c.title = "Loss".into();
     c.y_desc = "cross-entropy".into();

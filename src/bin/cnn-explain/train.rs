@@ -7,8 +7,9 @@ use cnn_explain::models::{weights, Init};
 use cnn_explain::rng::Rng;
 use cnn_explain::train::steering::{Steering, SteeringLimits};
 use cnn_explain::train::{
-    self, BatchInfo, Callback, Checkpoint, Context, Control, EarlyStopping, FitData, History, Metric,
-    Optimizer, Schedule, TrackedSet, TrainConfig,
+    self, BatchInfo, Callback, Checkpoint, Context, Control, EarlyStopping, FitData, History,
+    InputGradientPenalty, IrrelevantRegion, Metric, Optimizer, PenaltyScore, Schedule, TrackedSet,
+    TrainConfig,
 };
 use cnn_explain::{Error, Result};
 use std::io::{IsTerminal, Write};
@@ -92,6 +93,58 @@ pub struct TrainArgs {
     /// default: the first test image of each of the first four classes; `none` for no probe).
     #[arg(long, value_delimiter = ',')]
     pub probes: Vec<String>,
+    /// Right-for-the-right-reasons: add WEIGHT x the squared input gradient inside the irrelevant
+    /// region to the loss (Ross et al. 2017). Not with --augment.
+    #[arg(long, value_name = "WEIGHT")]
+    pub penalty: Option<f64>,
+    /// Where the gradient is penalised: outside-object (the dataset's object masks; shapes has them)
+    /// or cue (the four corner patches of the shapes cue, see --cue).
+    #[arg(long, default_value = "outside-object")]
+    pub penalty_region: String,
+    /// Whose gradient is penalised: sum-log-prob (Ross et al.), true-log-prob or centred-logit (the
+    /// true class's logit minus the mean logit).
+    #[arg(long, default_value = "sum-log-prob")]
+    pub penalty_score: String,
+}
+
+/// The penalty the options ask for (`None` without --penalty).
+pub fn parse_penalty(a: &TrainArgs) -> Result<Option<InputGradientPenalty>> {
+    let region = match a.penalty_region.as_str() {
+        "outside-object" => IrrelevantRegion::OutsideObject,
+        "cue" => IrrelevantRegion::Given,
+        other => {
+            return Err(Error::invalid(
+                "penalty-region",
+                format!("unknown region `{other}`; expected outside-object or cue"),
+            ))
+        }
+    };
+    let score = match a.penalty_score.as_str() {
+        "sum-log-prob" => PenaltyScore::SumLogProbabilities,
+        "true-log-prob" => PenaltyScore::TrueClassLogProbability,
+        "centred-logit" => PenaltyScore::CentredTrueClassLogit,
+        other => {
+            return Err(Error::invalid(
+                "penalty-score",
+                format!("unknown score `{other}`; expected sum-log-prob, true-log-prob or centred-logit"),
+            ))
+        }
+    };
+    let Some(weight) = a.penalty else { return Ok(None) };
+    let p = InputGradientPenalty {
+        weight,
+        enabled: true,
+        region,
+        score,
+    };
+    p.validate()?;
+    if !a.augment.is_empty() {
+        return Err(Error::invalid(
+            "penalty",
+            "--penalty cannot be combined with --augment: the irrelevant masks would not follow the crops and flips",
+        ));
+    }
+    Ok(Some(p))
 }
 
 fn parse_schedule(s: &str) -> Result<Schedule> {
@@ -319,8 +372,19 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
                 tracked: TrackedSet::Test,
                 history_path: None,
                 verbose: false,
+                penalty: parse_penalty(&a)?,
             };
             train.validate()?;
+            if let Some(p) = &train.penalty {
+                if p.region == IrrelevantRegion::Given
+                    && (spec != DataSpec::Shapes || a.data_opts.cue.is_none())
+                {
+                    return Err(Error::invalid(
+                        "penalty-region",
+                        "cue needs the shapes data with its spurious cue: --data shapes --cue FRACTION",
+                    ));
+                }
+            }
             let rf = RunFile {
                 format: common::RUN_FORMAT.into(),
                 version: common::RUN_VERSION,
@@ -377,6 +441,21 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
     if let Some(f) = &aug_fn {
         data = data.with_augment(f);
     }
+    let cue_masks = match &runfile.train.penalty {
+        Some(p) if p.region == IrrelevantRegion::Given => Some(train::cue_corners(
+            &cnn_explain::data::shapes::ShapesConfig {
+                image_size: runfile.data.opts.image_size,
+                spurious: Some(Default::default()),
+                ..Default::default()
+            },
+            splits.train.len(),
+            1,
+        )?),
+        _ => None,
+    };
+    if let Some(m) = &cue_masks {
+        data = data.with_irrelevant(m);
+    }
     let monitor = if splits.val.is_empty() {
         Metric::TrainLoss
     } else {
@@ -399,6 +478,8 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
     let limits = SteeringLimits {
         probe_pool: test_set.len(),
         masks: splits.train.masks.is_some(),
+        // The penalty's masks would not follow crops and flips.
+        penalty: runfile.augment.iter().all(|a| a.is_empty() || a == "none"),
         image_size: (h, w),
         ..Default::default()
     };

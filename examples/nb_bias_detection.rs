@@ -1,0 +1,385 @@
+//! Generated from `notebooks/src/bias-detection.txt` by `notebooks/src/spec2example.py`: the code of
+//! `notebooks/bias-detection.ipynb`, cell by cell, with each figure saved to `target/nb-bias-detection/NN.png`.
+//!
+//! `CNN_EXPLAIN_CACHE=/work/main/.cache/models-full cargo run --example nb_bias_detection`
+//! (`CNN_EXPLAIN_QUICK=1` for the quick mode).
+#![allow(clippy::needless_range_loop)]
+use cnn_explain::attribution::cam::GradCam;
+use cnn_explain::attribution::gradient::Saliency;
+use cnn_explain::data::shapes::{self, CueInTest, CueLayout, ShapesConfig, SpuriousCue};
+use cnn_explain::notebook::{pick, quick_mode, train_or_load_with, DefaultRun, Trained};
+use cnn_explain::prelude::*;
+use cnn_explain::train::{
+    cue_corners, evolution_probe, mass_shares, ExplanationEvolution, InputGradientPenalty, IrrelevantRegion,
+    PenaltyScore,
+};
+use cnn_explain::viz::{
+    evolution_strip, html_table, overlay, tensor_to_image, Colormap, Draw, ImageGrid, Normalization,
+};
+
+fn main() -> cnn_explain::Result<()> {
+    let out = std::path::Path::new("target/nb-bias-detection");
+    let cue = SpuriousCue {
+        fraction: 0.9,
+        size: 6,
+        test: CueInTest::Same,
+    };
+    let base = ShapesConfig {
+        image_size: 48,
+        train: pick(1200, 400),
+        val: pick(200, 100),
+        test: pick(300, 150),
+        spurious: Some(cue),
+        ..ShapesConfig::default()
+    };
+    let epochs = pick(10, 3);
+    let mut tests: Vec<(String, Dataset, CueLayout)> = Vec::new();
+    for (name, mode) in [
+        ("cue as in training", CueInTest::Same),
+        ("no cue", CueInTest::Absent),
+        ("cue of a wrong class", CueInTest::Shuffled),
+    ] {
+        let cfg = ShapesConfig {
+            spurious: Some(SpuriousCue { test: mode, ..cue }),
+            ..base.clone()
+        };
+        let (splits, cues) = shapes::generate_with_cues(&cfg)?;
+        tests.push((name.to_string(), splits.test, cues.test));
+    }
+    let names = tests[0].1.class_names.clone();
+    // Four fixed test images with a cue, of four classes: the probe watches them every epoch.
+    let same_cues = Vec::<i64>::try_from(&tests[0].2.classes)?;
+    let mut probe_idx: Vec<i64> = Vec::new();
+    let mut seen = Vec::new();
+    for (i, &c) in same_cues.iter().enumerate() {
+        let y = tests[0].1.label(i)?;
+        if c >= 0 && !seen.contains(&y) && probe_idx.len() < 4 {
+            seen.push(y);
+            probe_idx.push(i as i64);
+        }
+    }
+    let probe_set = tests[0].1.subset(&probe_idx)?;
+    let probe_labels = Vec::<i64>::try_from(&probe_set.labels)?;
+    let probe_regions: Vec<Vec<f32>> = probe_idx
+        .iter()
+        .map(|&i| Vec::<f32>::try_from(tests[0].2.masks.get(i).view([-1])))
+        .collect::<std::result::Result<_, _>>()?;
+    let cue_area = tests[2].2.masks.sum(Kind::Float).double_value(&[])
+        / (tests[2].2.classes.ge(0).sum(Kind::Float).double_value(&[]) * 48.0 * 48.0);
+    println!(
+        "{} training images of 48x48, {} epochs; the cue covers {:.1}% of an image",
+        base.train,
+        epochs,
+        100.0 * cue_area
+    );
+    let fig = {
+        let imgs: Vec<_> = (0..probe_set.len() as i64)
+            .map(|i| tensor_to_image(&probe_set.images.get(i)))
+            .collect::<Result<_>>()?;
+        let mut g = ImageGrid::new(imgs, 4);
+        g.titles = probe_labels.iter().map(|&y| names[y as usize].clone()).collect();
+        g.title = "The four probe images (cue as in training)".into();
+        g.figure()
+    };
+    fig.save(out.join("01.png"))?;
+
+    fn train_run(
+        base: &ShapesConfig,
+        epochs: usize,
+        penalty: Option<InputGradientPenalty>,
+        probe: &Dataset,
+    ) -> Result<Trained> {
+        let mut run = DefaultRun::default();
+        run.shapes = base.clone();
+        run.train.epochs = epochs;
+        run.train.verbose = true;
+        run.train.penalty = penalty;
+        run.tag = "bias-detection: cue_corners(margin 1) + evolution probe".into();
+        let corners = cue_corners(base, base.train, 1)?;
+        let labels = Vec::<i64>::try_from(&probe.labels)?;
+        let mut probe = evolution_probe(
+            "evolution",
+            &probe.images,
+            &labels,
+            vec![Box::new(Saliency::default()), Box::new(GradCam::new("block3"))],
+        )?;
+        train_or_load_with(&run, Some(&corners), &mut [&mut probe])
+    }
+
+    /// Accuracy on each test set; mean cue mass of saliency and Grad-CAM (predicted class) on the
+    /// wrong-cue test images that carry a cue.
+    fn measure(t: &Trained, tests: &[(String, Dataset, CueLayout)]) -> Result<(Vec<f64>, f64, f64)> {
+        let dev = t.model.device();
+        let mut acc = Vec::new();
+        for (_, d, _) in tests {
+            acc.push(evaluate(&t.model, d, 256)?.accuracy);
+        }
+        let (_, d, c) = &tests[2];
+        let with_cue: Vec<i64> = Vec::<i64>::try_from(&c.classes)?
+            .iter()
+            .enumerate()
+            .filter(|(_, &k)| k >= 0)
+            .map(|(i, _)| i as i64)
+            .collect();
+        let xs = d.subset(&with_cue)?.images.to_device(dev);
+        let masks = c.masks.index_select(0, &Tensor::from_slice(&with_cue));
+        let sal = Saliency::default().attribute(&t.model, &xs, &Target::Predicted)?;
+        let cam = GradCam::new("block3").attribute(&t.model, &xs, &Target::Predicted)?;
+        let m = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        Ok((acc, m(mass_shares(&sal, &masks)?), m(mass_shares(&cam, &masks)?)))
+    }
+
+    let biased = train_run(&base, epochs, None, &probe_set)?;
+    let (b_acc, b_sal, b_cam) = measure(&biased, &tests)?;
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for ((name, _, _), a) in tests.iter().zip(&b_acc) {
+        rows.push(vec![name.clone(), format!("{:.1}%", 100.0 * a)]);
+    }
+    rows.push(vec![
+        "saliency mass on the cue (wrong-cue images)".into(),
+        format!("{:.1}%", 100.0 * b_sal),
+    ]);
+    rows.push(vec![
+        "Grad-CAM mass on the cue (wrong-cue images)".into(),
+        format!("{:.1}%", 100.0 * b_cam),
+    ]);
+    rows.push(vec![
+        "cue area (a uniform map's share)".into(),
+        format!("{:.1}%", 100.0 * cue_area),
+    ]);
+    let _shown = html_table(&["the biased model", ""], &rows)?;
+
+    let fig = {
+        let dev = biased.model.device();
+        let (_, d, c) = &tests[2];
+        let cls = Vec::<i64>::try_from(&c.classes)?;
+        let idx: Vec<i64> = (0..cls.len())
+            .filter(|&i| cls[i] >= 0)
+            .take(4)
+            .map(|i| i as i64)
+            .collect();
+        let xs = d.subset(&idx)?.images.to_device(dev);
+        let pred = Vec::<i64>::try_from(biased.model.logits(&xs)?.argmax(1, false))?;
+        let sal = Normalization::default().normalize(&Saliency::default().attribute(
+            &biased.model,
+            &xs,
+            &Target::Predicted,
+        )?)?;
+        let cam = GradCam::new("block3").attribute(&biased.model, &xs, &Target::Predicted)?;
+        let mut imgs = Vec::new();
+        let mut titles = Vec::new();
+        for (k, &i) in idx.iter().enumerate() {
+            let x = xs.get(k as i64);
+            let y = d.label(i as usize)?;
+            imgs.push(tensor_to_image(&x)?);
+            titles.push(format!(
+                "{} -> {}\ncue says {}",
+                names[y as usize], names[pred[k] as usize], names[cls[i as usize] as usize]
+            ));
+            imgs.push(overlay(&x, &sal.get(k as i64), Colormap::Inferno, 0.7, false)?);
+            titles.push("saliency".into());
+            imgs.push(overlay(&x, &cam.get(k as i64), Colormap::Jet, 0.5, false)?);
+            titles.push("Grad-CAM".into());
+        }
+        let mut g = ImageGrid::new(imgs, 6);
+        g.titles = titles;
+        g.cell = 120;
+        g.title = "Biased model, test images with a wrong cue".into();
+        g.figure()
+    };
+    fig.save(out.join("02.png"))?;
+
+    let given = |weight: f64, score: PenaltyScore| InputGradientPenalty {
+        weight,
+        enabled: true,
+        region: IrrelevantRegion::Given,
+        score,
+    };
+    let outside = |weight: f64, score: PenaltyScore| InputGradientPenalty {
+        weight,
+        enabled: true,
+        region: IrrelevantRegion::OutsideObject,
+        score,
+    };
+    let mut variants: Vec<(String, InputGradientPenalty)> = vec![
+        (
+            "corners, centred logit, lambda 10".into(),
+            given(10.0, PenaltyScore::CentredTrueClassLogit),
+        ),
+        (
+            "outside object, sum log p, lambda 1".into(),
+            outside(1.0, PenaltyScore::SumLogProbabilities),
+        ),
+        (
+            "corners, centred logit, lambda 100".into(),
+            given(100.0, PenaltyScore::CentredTrueClassLogit),
+        ),
+        (
+            "outside object, centred logit, lambda 10".into(),
+            outside(10.0, PenaltyScore::CentredTrueClassLogit),
+        ),
+    ];
+    if quick_mode() {
+        variants.truncate(2);
+    }
+    let mut runs: Vec<(String, Trained)> = Vec::new();
+    for (name, p) in &variants {
+        println!("== {name}");
+        runs.push((name.clone(), train_run(&base, epochs, Some(*p), &probe_set)?));
+    }
+
+    let pct = |v: f64| format!("{:.1}%", 100.0 * v);
+    let mut table = vec![vec![
+        "no penalty (biased)".to_string(),
+        "-".into(),
+        pct(b_acc[0]),
+        pct(b_acc[1]),
+        pct(b_acc[2]),
+        pct(b_sal),
+        pct(b_cam),
+        format!(
+            "{:.0}",
+            biased.history.epochs.iter().map(|e| e.seconds).sum::<f64>()
+        ),
+    ]];
+    let mut measured = Vec::new();
+    for (name, t) in &runs {
+        let (acc, sal, cam) = measure(t, &tests)?;
+        let pen = t
+            .history
+            .last()
+            .and_then(|e| e.penalty)
+            .map(|p| format!("{:.3}", p.mean))
+            .unwrap_or("-".into());
+        table.push(vec![
+            name.clone(),
+            pen,
+            pct(acc[0]),
+            pct(acc[1]),
+            pct(acc[2]),
+            pct(sal),
+            pct(cam),
+            format!("{:.0}", t.history.epochs.iter().map(|e| e.seconds).sum::<f64>()),
+        ]);
+        measured.push((name.clone(), acc, sal, cam));
+    }
+    let headers = [
+        "run",
+        "penalty (last epoch)",
+        "acc. cue as in training",
+        "acc. no cue",
+        "acc. wrong cue",
+        "saliency on cue",
+        "Grad-CAM on cue",
+        "training s",
+    ];
+    let _shown = html_table(&headers, &table)?;
+
+    let fig = {
+        let best = measured
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1 .1[1].total_cmp(&b.1 .1[1]))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let fixed = &runs[best].1;
+        let (_, d, c) = &tests[2];
+        let cls = Vec::<i64>::try_from(&c.classes)?;
+        let idx: Vec<i64> = (0..cls.len())
+            .filter(|&i| cls[i] >= 0)
+            .take(4)
+            .map(|i| i as i64)
+            .collect();
+        let mut imgs = Vec::new();
+        let mut titles = Vec::new();
+        for (k, &i) in idx.iter().enumerate() {
+            for (who, t) in [("biased", &biased), ("penalised", fixed)] {
+                let xs = d.subset(&idx)?.images.to_device(t.model.device());
+                let pred = Vec::<i64>::try_from(t.model.logits(&xs)?.argmax(1, false))?;
+                let sal = Normalization::default().normalize(&Saliency::default().attribute(
+                    &t.model,
+                    &xs,
+                    &Target::Predicted,
+                )?)?;
+                let cam = GradCam::new("block3").attribute(&t.model, &xs, &Target::Predicted)?;
+                let x = xs.get(k as i64);
+                imgs.push(overlay(&x, &sal.get(k as i64), Colormap::Inferno, 0.7, false)?);
+                titles.push(format!(
+                    "{who}: {} -> {}\nsaliency",
+                    names[d.label(i as usize)? as usize],
+                    names[pred[k] as usize]
+                ));
+                imgs.push(overlay(&x, &cam.get(k as i64), Colormap::Jet, 0.5, false)?);
+                titles.push(format!("{who}\nGrad-CAM"));
+            }
+        }
+        let mut g = ImageGrid::new(imgs, 4);
+        g.titles = titles;
+        g.cell = 120;
+        g.title = format!("Biased vs penalised ({})", runs[best].0);
+        g.figure()
+    };
+    fig.save(out.join("03.png"))?;
+
+    let fig = {
+        let evo = ExplanationEvolution::from_history(&biased.history, "evolution")?;
+        let imgs: Vec<_> = (0..probe_set.len() as i64)
+            .map(|i| tensor_to_image(&probe_set.images.get(i)))
+            .collect::<Result<_>>()?;
+        let labels: Vec<String> = probe_labels.iter().map(|&y| names[y as usize].clone()).collect();
+        let mut s = evolution_strip(&evo, 0, &imgs, Some(&probe_regions), "cue", &labels)?;
+        s.title = format!("Biased run: {} of the true class", evo.methods[0]);
+        s.figure()
+    };
+    fig.save(out.join("04.png"))?;
+
+    let fig = {
+        let evo = ExplanationEvolution::from_history(&biased.history, "evolution")?;
+        let imgs: Vec<_> = (0..probe_set.len() as i64)
+            .map(|i| tensor_to_image(&probe_set.images.get(i)))
+            .collect::<Result<_>>()?;
+        let labels: Vec<String> = probe_labels.iter().map(|&y| names[y as usize].clone()).collect();
+        let mut s = evolution_strip(&evo, 1, &imgs, Some(&probe_regions), "cue", &labels)?;
+        s.title = format!("Biased run: {} of the true class", evo.methods[1]);
+        s.figure()
+    };
+    fig.save(out.join("05.png"))?;
+
+    let fig = {
+        let best = measured
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1 .1[1].total_cmp(&b.1 .1[1]))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let evo = ExplanationEvolution::from_history(&runs[best].1.history, "evolution")?;
+        let imgs: Vec<_> = (0..probe_set.len() as i64)
+            .map(|i| tensor_to_image(&probe_set.images.get(i)))
+            .collect::<Result<_>>()?;
+        let labels: Vec<String> = probe_labels.iter().map(|&y| names[y as usize].clone()).collect();
+        let mut s = evolution_strip(&evo, 0, &imgs, Some(&probe_regions), "cue", &labels)?;
+        s.title = format!("Penalised run ({}): {}", runs[best].0, evo.methods[0]);
+        s.figure()
+    };
+    fig.save(out.join("06.png"))?;
+
+    let fig = {
+        let best = measured
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1 .1[1].total_cmp(&b.1 .1[1]))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let evo = ExplanationEvolution::from_history(&runs[best].1.history, "evolution")?;
+        let imgs: Vec<_> = (0..probe_set.len() as i64)
+            .map(|i| tensor_to_image(&probe_set.images.get(i)))
+            .collect::<Result<_>>()?;
+        let labels: Vec<String> = probe_labels.iter().map(|&y| names[y as usize].clone()).collect();
+        let mut s = evolution_strip(&evo, 1, &imgs, Some(&probe_regions), "cue", &labels)?;
+        s.title = format!("Penalised run ({}): {}", runs[best].0, evo.methods[1]);
+        s.figure()
+    };
+    fig.save(out.join("07.png"))?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
