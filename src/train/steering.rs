@@ -312,7 +312,7 @@ pub struct Intervention {
     pub time: f64,
     /// 1-based epoch during (or at the end of) which it was applied.
     pub epoch: usize,
-    /// Batches of that epoch done when it was applied (the number of batches: at the epoch's end).
+    /// Batches of that epoch done when it was applied.
     pub batch: usize,
     /// What was asked.
     pub request: Request,
@@ -653,7 +653,7 @@ impl Callback for Steering<'_> {
     fn on_epoch_end(&mut self, ctx: &mut Context<'_>) -> Result<Control> {
         let rec = ctx.record()?;
         let epoch = rec.epoch;
-        self.poll(epoch, self.progress.batches);
+        self.poll(epoch, self.progress.batch);
         if let Some(f) = self.probe_maps.as_mut() {
             if !self.state.probes.is_empty() {
                 let value = f(ctx.model, &self.state.probes, epoch)?;
@@ -664,7 +664,6 @@ impl Callback for Steering<'_> {
         }
         self.record(ctx.history);
         self.progress.epoch = epoch;
-        self.progress.batch = self.progress.batches;
         self.write_progress(true)?;
         Ok(if self.stop { Control::Stop } else { Control::Continue })
     }
@@ -799,5 +798,133 @@ mod tests {
         assert!(st.refused()[1].message.contains("not a steering request"));
         assert_eq!(pending(dir.path()).len(), 0);
         assert_eq!(st.learning_rate(1, 3, 0.1), 0.5);
+    }
+
+    /// A linear model on 2x2 one-channel images, 8 images, batches of 2 (4 batches per epoch).
+    fn tiny() -> (crate::models::Staged, tch::nn::VarStore, crate::data::Dataset) {
+        use tch::{nn, Device, Kind, Tensor};
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = crate::models::Staged::new(1, 2, Device::Cpu)
+            .leaf("flat", nn::func(|xs| xs.flatten(1, -1)))
+            .leaf("fc", nn::linear(&vs.root() / "fc", 4, 2, Default::default()));
+        let xs = Tensor::cat(
+            &[
+                Tensor::zeros([4, 1, 2, 2], (Kind::Float, Device::Cpu)),
+                Tensor::ones([4, 1, 2, 2], (Kind::Float, Device::Cpu)),
+            ],
+            0,
+        );
+        let ys = Tensor::from_slice(&[0i64, 0, 0, 0, 1, 1, 1, 1]);
+        let data = crate::data::Dataset::new(xs, ys, vec!["dark".into(), "bright".into()], None).unwrap();
+        (model, vs, data)
+    }
+
+    /// Submits `req` after batch `batch` (1-based count) of epoch `epoch`.
+    struct SubmitAt(PathBuf, usize, usize, Request);
+
+    impl Callback for SubmitAt {
+        fn on_batch_end(&mut self, info: &super::super::BatchInfo) -> Result<Control> {
+            if (info.epoch, info.batch + 1) == (self.1, self.2) {
+                submit(&self.0, &self.3)?;
+            }
+            Ok(Control::Continue)
+        }
+    }
+
+    #[test]
+    fn fit_applies_requests_at_the_next_batch_and_records_them() {
+        use super::super::{fit, FitData, Schedule, TrainConfig};
+        let (model, mut vs, data) = tiny();
+        let dir = tempfile::tempdir().unwrap();
+        // A request left from before training is dropped, not applied to this run.
+        submit(dir.path(), &Request::Stop).unwrap();
+        let cfg = TrainConfig {
+            epochs: 5,
+            batch_size: 2,
+            lr: 0.1,
+            schedule: Schedule::Constant,
+            verbose: false,
+            tracked: super::super::TrackedSet::None,
+            ..Default::default()
+        };
+        let mut lr_req = SubmitAt(dir.path().into(), 1, 2, Request::SetLearningRate { lr: 0.025 });
+        let mut stop_req = SubmitAt(dir.path().into(), 3, 1, Request::Stop);
+        let mut st = Steering::new(dir.path(), limits());
+        let h = fit(
+            &model,
+            &mut vs,
+            &FitData::new(&data),
+            &cfg,
+            &mut [&mut lr_req, &mut stop_req, &mut st],
+        )
+        .unwrap();
+        // Stopped after batch 1 of epoch 3; epoch 3 is recorded.
+        assert_eq!(h.epochs.len(), 3);
+        assert!(h.stopped_early);
+        let got: Vec<(usize, usize, Request)> = h
+            .interventions
+            .iter()
+            .map(|i| (i.epoch, i.batch, i.request.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, 2, Request::SetLearningRate { lr: 0.025 }),
+                (3, 1, Request::Stop)
+            ]
+        );
+        // Epoch 1's last step already used the new rate.
+        assert_eq!(h.epochs.iter().map(|e| e.lr).collect::<Vec<_>>(), [0.025; 3]);
+        let p = Progress::load(dir.path()).unwrap();
+        assert!(!p.running && !p.alive());
+        assert_eq!((p.epoch, p.batch, p.batches), (3, 1, 4));
+        assert_eq!(p.interventions.len(), 2);
+    }
+
+    #[test]
+    fn a_callback_learning_rate_of_zero_freezes_the_weights() {
+        use super::super::{fit, FitData, TrainConfig};
+        struct Freeze;
+        impl Callback for Freeze {
+            fn learning_rate(&mut self, _e: usize, _b: usize, _s: f64) -> f64 {
+                0.0
+            }
+        }
+        let (model, mut vs, data) = tiny();
+        let before: Vec<f32> = Vec::try_from(vs.variables()["fc.weight"].flatten(0, -1)).unwrap();
+        let cfg = TrainConfig {
+            epochs: 2,
+            batch_size: 4,
+            verbose: false,
+            ..Default::default()
+        };
+        let h = fit(&model, &mut vs, &FitData::new(&data), &cfg, &mut [&mut Freeze]).unwrap();
+        let after: Vec<f32> = Vec::try_from(vs.variables()["fc.weight"].flatten(0, -1)).unwrap();
+        assert_eq!(before, after);
+        assert_eq!(h.epochs[1].lr, 0.0);
+    }
+
+    #[test]
+    fn penalty_requests_override_the_configured_penalty() {
+        let mut st = Steering::new("unused", limits());
+        let configured = InputGradientPenalty::default();
+        assert_eq!(st.penalty(1, Some(&configured)), Some(configured));
+        st.state.apply(&Request::Penalty {
+            enabled: true,
+            weight: Some(3.0),
+            region: Some(PenaltyRegion::Rect { x0: 1, y0: 2, x1: 5, y1: 6 }),
+        });
+        let p = st.penalty(2, Some(&configured)).unwrap();
+        assert_eq!((p.enabled, p.weight, p.score), (true, 3.0, configured.score));
+        assert_eq!(p.region, IrrelevantRegion::Rect { x0: 1, y0: 2, x1: 5, y1: 6 });
+        st.state.apply(&Request::Penalty {
+            enabled: false,
+            weight: None,
+            region: None,
+        });
+        assert!(!st.penalty(3, None).unwrap().active());
+        for r in [PenaltyRegion::Object, PenaltyRegion::Background] {
+            assert_eq!(PenaltyRegion::from_irrelevant(r.irrelevant()), Some(r));
+        }
     }
 }
