@@ -87,24 +87,48 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out
+    // Read the head, then Content-Length bytes (DevTools keeps the connection open).
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("not HTTP: {out}"));
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+        .unwrap_or_else(|| panic!("not HTTP: {head}"));
+    let length = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+    });
+    let mut body = Vec::new();
+    match length {
+        Some(n) => {
+            body.resize(n, 0);
+            r.read_exact(&mut body).unwrap();
+        }
+        None => {
+            r.read_to_end(&mut body).unwrap();
+        }
+    }
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-fn train(dir: &Path, epochs: usize, extra: &[&str]) -> Command {
+/// `train` on the tiny data; `images` training images.
+fn train(dir: &Path, epochs: usize, images: usize, extra: &[&str]) -> Command {
     let mut c = bin();
-    c.arg("train").args(TINY).args(["--epochs", &epochs.to_string(), "--out"]).arg(dir).args(extra);
+    let n = images.to_string();
+    let tiny: Vec<&str> = TINY.iter().map(|a| if *a == "48" { n.as_str() } else { a }).collect();
+    c.arg("train").args(tiny).args(["--epochs", &epochs.to_string(), "--out"]).arg(dir).args(extra);
     c
 }
 
@@ -112,7 +136,7 @@ fn train(dir: &Path, epochs: usize, extra: &[&str]) -> Command {
 fn refuses_bad_token_malformed_bodies_and_absurd_values() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let out = train(&dir, 2, &[]).output().unwrap();
+    let out = train(&dir, 2, 48, &[]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut child = bin()
         .args(["monitor", dir.to_str().unwrap()])
@@ -267,7 +291,7 @@ fn stop_from_the_page_in_headless_chromium() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
     let epochs = 2000;
-    let mut trainer = train(&dir, epochs, &["--images", "96", "--monitor"])
+    let mut trainer = train(&dir, epochs, 96, &["--monitor"])
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -322,7 +346,31 @@ fn stop_from_the_page_in_headless_chromium() {
         Duration::from_secs(20),
     );
 
-    cdp.eval("document.getElementById('stop').click(); true");
+    // A learning rate and the penalty on a rectangle, from the page; both applied and recorded.
+    cdp.eval("document.getElementById('lr').value = '0.01'; document.getElementById('setlr').click(); true");
+    cdp.wait_for(
+        "document.getElementById('message').textContent.startsWith('accepted')",
+        Duration::from_secs(20),
+    );
+    cdp.eval(
+        "document.getElementById('pen-on').checked = true; document.getElementById('pen-weight').value = '0.5'; \
+         document.getElementById('pen-region').value = 'rect'; \
+         for (const [k, v] of [['x0', 2], ['y0', 3], ['x1', 12], ['y1', 9]]) document.getElementById(k).value = v; \
+         document.getElementById('message').textContent = ''; document.getElementById('pen-apply').click(); true",
+    );
+    cdp.wait_for(
+        "document.getElementById('message').textContent.startsWith('accepted')",
+        Duration::from_secs(20),
+    );
+    cdp.wait_for("document.querySelectorAll('#ivs tr').length === 2", Duration::from_secs(60));
+    let applied_by = cdp.eval("Number(document.body.dataset.epochs)").as_u64().unwrap();
+    // A whole epoch with both, then the stop.
+    cdp.wait_for(
+        &format!("Number(document.body.dataset.epochs) >= {}", applied_by + 2),
+        Duration::from_secs(120),
+    );
+    cdp.screenshot("/tmp/monitor-2-steered.png");
+    cdp.eval("document.getElementById('message').textContent = ''; document.getElementById('stop').click(); true");
     cdp.wait_for(
         "document.getElementById('message').textContent.startsWith('accepted')",
         Duration::from_secs(20),
@@ -347,17 +395,28 @@ fn stop_from_the_page_in_headless_chromium() {
         "document.getElementById('conn').textContent.includes('unreachable') || document.body.dataset.alive === '0'",
         Duration::from_secs(30),
     );
-    cdp.screenshot("/tmp/monitor-2-stopped.png");
+    cdp.screenshot("/tmp/monitor-3-stopped.png");
 
     let h = json(&dir.join("history.json"));
     let done = h["epochs"].as_array().unwrap().len();
     assert!(done >= seen_epochs as usize && done < epochs, "{done} epochs");
     assert_eq!(h["stopped_early"], true);
     let ivs = h["interventions"].as_array().unwrap();
-    assert_eq!(ivs.len(), 1, "{ivs:?}");
-    assert_eq!(ivs[0]["request"]["type"], "stop");
-    assert_eq!(ivs[0]["epoch"].as_u64().unwrap() as usize, done);
-    assert!(ivs[0]["time"].as_f64().unwrap() > 1.7e9);
+    let kinds: Vec<&str> = ivs.iter().map(|i| i["request"]["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["set_learning_rate", "penalty", "stop"], "{ivs:?}");
+    assert_eq!(ivs[0]["request"]["lr"], 0.01);
+    assert_eq!(
+        ivs[1]["request"],
+        serde_json::json!({"type": "penalty", "enabled": true, "weight": 0.5,
+                           "region": {"kind": "rect", "x0": 2, "y0": 3, "x1": 12, "y1": 9}})
+    );
+    assert_eq!(ivs[2]["epoch"].as_u64().unwrap() as usize, done);
+    assert!(ivs.iter().all(|i| i["time"].as_f64().unwrap() > 1.7e9));
+    // The epochs after them trained with the new rate and the penalty.
+    let last = &h["epochs"][done - 1];
+    assert_eq!(last["lr"], 0.01);
+    assert_eq!(last["penalty"]["weight"], 0.5);
+    assert!(last["penalty"]["mean"].as_f64().unwrap() >= 0.0);
     assert_eq!(json(&dir.join("run.json"))["status"], "stopped_early");
     let p = json(&dir.join("progress.json"));
     assert_eq!(p["running"], false);
@@ -382,7 +441,10 @@ fn stop_from_the_page_in_headless_chromium() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let h2 = json(&dir.join("history.json"));
     assert_eq!(h2["epochs"].as_array().unwrap().len(), done + 1);
-    assert_eq!(h2["interventions"].as_array().unwrap().len(), 1);
+    assert_eq!(h2["interventions"].as_array().unwrap().len(), 3);
+    // The resumed epoch replayed the learning rate and the penalty.
+    assert_eq!(h2["epochs"][done]["lr"], 0.01);
+    assert_eq!(h2["epochs"][done]["penalty"]["weight"], 0.5);
     println!(
         "monitor end to end: {seen_epochs} epochs seen on the page, stopped after {done}; {:.1} s",
         t0.elapsed().as_secs_f64()

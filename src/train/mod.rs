@@ -358,7 +358,7 @@ fn penalty_masks(data: &FitData<'_>, penalty: &InputGradientPenalty) -> Result<T
                 ));
             }
             let m = Tensor::f_zeros([n, 1, h, w], (Kind::Float, train.images.device()))?;
-            m.f_narrow(2, y0, y1 - y0)?.f_narrow(3, x0, x1 - x0)?.f_fill_(1.0)?;
+            let _ = m.f_narrow(2, y0, y1 - y0)?.f_narrow(3, x0, x1 - x0)?.f_fill_(1.0)?;
             m
         }
         IrrelevantRegion::Given => data

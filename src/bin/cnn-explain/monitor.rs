@@ -104,8 +104,9 @@ pub fn spawn(dir: &Path, host: IpAddr, port: u16) -> Result<Server> {
         .map_err(|e| Error::io(dir, e))?;
     let addr = listener.local_addr().map_err(|e| Error::io(dir, e))?;
     let token = random_token();
-    let (ptx, prx) = watch::channel(Arc::new(String::from("{}")));
-    let (htx, hrx) = watch::channel(Arc::new(String::from("{}")));
+    // The first payloads before the first request, so no page or client sees an empty state.
+    let (ptx, prx) = watch::channel(Arc::new(progress_payload(dir).to_string()));
+    let (htx, hrx) = watch::channel(Arc::new(history_payload(dir).to_string()));
     let watch_dir = dir.to_path_buf();
     std::thread::Builder::new()
         .name("monitor-watch".into())
@@ -350,7 +351,7 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 /// Polls the run folder forever, sending the progress and history payloads when they change.
 fn watch_run(dir: &Path, progress: &watch::Sender<Arc<String>>, history: &watch::Sender<Arc<String>>) {
     let hist_path = dir.join(common::HISTORY_FILE);
-    let mut last_hist = None;
+    let mut last_hist = stamp(&hist_path);
     loop {
         let p = progress_payload(dir).to_string();
         progress.send_if_modified(|old| {
@@ -362,7 +363,7 @@ fn watch_run(dir: &Path, progress: &watch::Sender<Arc<String>>, history: &watch:
             }
         });
         let st = stamp(&hist_path);
-        if st != last_hist || last_hist.is_none() {
+        if st != last_hist {
             let payload = history_payload(dir).to_string();
             history.send_if_modified(|old| {
                 if **old != payload {
@@ -496,7 +497,7 @@ fn evolution_chart(h: &History) -> Result<String> {
     let mut cols = vec!["true".to_string()];
     cols.extend((1..=epochs).map(|e| e.to_string()));
     let mut m = MatrixChart::classes(cells, h.class_names.clone()).labels(names, cols);
-    m.title = format!("Predictions of the {} least stable test images", rows.len());
+    m.title = "Least stable test images".into();
     m.x_desc = "epoch".into();
     m.y_desc = "image".into();
     m.cell_height = 12;
@@ -600,8 +601,8 @@ fn probe_strip(dir: &Path, h: &History) -> Result<String> {
     let grid = ImageGrid {
         titles,
         row_labels: labels,
-        cell: 72,
-        title: "Saliency of the probe images per epoch (true class; title: predicted, p(true))".into(),
+        cell: 88,
+        title: "Saliency per epoch (true class)".into(),
         ..ImageGrid::new(images, cols)
     };
     grid.figure().to_svg()
