@@ -50,7 +50,11 @@ impl Drop for Guard {
 
 /// Reads lines of `stream` on a thread; returns the first one holding `needle` (within `timeout`)
 /// and a receiver of all lines.
-fn watch_lines<R: Read + Send + 'static>(stream: R, needle: &'static str, timeout: Duration) -> (String, mpsc::Receiver<String>) {
+fn watch_lines<R: Read + Send + 'static>(
+    stream: R,
+    needle: &'static str,
+    timeout: Duration,
+) -> (String, mpsc::Receiver<String>) {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -69,7 +73,10 @@ fn watch_lines<R: Read + Send + 'static>(stream: R, needle: &'static str, timeou
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
-    panic!("no line with `{needle}` within {timeout:?}; got:\n{}", seen.join("\n"));
+    panic!(
+        "no line with `{needle}` within {timeout:?}; got:\n{}",
+        seen.join("\n")
+    );
 }
 
 /// The URL's `(port, token)`: `http://127.0.0.1:PORT/?token=T`.
@@ -108,7 +115,8 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
         .unwrap_or_else(|| panic!("not HTTP: {head}"));
     let length = head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())?
     });
     let mut body = Vec::new();
     match length {
@@ -127,8 +135,15 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
 fn train(dir: &Path, epochs: usize, images: usize, extra: &[&str]) -> Command {
     let mut c = bin();
     let n = images.to_string();
-    let tiny: Vec<&str> = TINY.iter().map(|a| if *a == "48" { n.as_str() } else { a }).collect();
-    c.arg("train").args(tiny).args(["--epochs", &epochs.to_string(), "--out"]).arg(dir).args(extra);
+    let tiny: Vec<&str> = TINY
+        .iter()
+        .map(|a| if *a == "48" { n.as_str() } else { a })
+        .collect();
+    c.arg("train")
+        .args(tiny)
+        .args(["--epochs", &epochs.to_string(), "--out"])
+        .arg(dir)
+        .args(extra);
     c
 }
 
@@ -174,7 +189,10 @@ fn refuses_bad_token_malformed_bodies_and_absurd_values() {
     }
     let (code, body) = post(r#"{"type":"add_probe","index":16}"#);
     assert_eq!(code, 400, "{body}");
-    assert!(body.contains("unknown probe image 16") && body.contains("0..=15"), "{body}");
+    assert!(
+        body.contains("unknown probe image 16") && body.contains("0..=15"),
+        "{body}"
+    );
     // Sensible values, but the run has finished: 409, nothing written.
     let (code, body) = post(r#"{"type":"set_learning_rate","lr":0.01}"#);
     assert_eq!(code, 409, "{body}");
@@ -187,12 +205,20 @@ fn refuses_bad_token_malformed_bodies_and_absurd_values() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["history"]["epochs"], 2, "{body}");
     assert_eq!(v["progress"]["alive"], false, "{body}");
-    assert_eq!(http(port, "GET", &format!("/probe/0.png?token={token}"), "").0, 200);
+    assert_eq!(
+        http(port, "GET", &format!("/probe/0.png?token={token}"), "").0,
+        200
+    );
 }
 
 fn chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    for name in ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"] {
+    for name in [
+        "chromium",
+        "chromium-browser",
+        "google-chrome",
+        "google-chrome-stable",
+    ] {
         for d in std::env::split_paths(&path) {
             let p = d.join(name);
             if p.is_file() {
@@ -272,7 +298,10 @@ fn page_session(devtools_port: u16, url_start: &str) -> Cdp {
             let (ws, _) = tungstenite::connect(ws).expect("DevTools websocket");
             return Cdp { ws, next: 0 };
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "no page target: {body}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no page target: {body}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -362,7 +391,10 @@ fn stop_from_the_page_in_headless_chromium() {
         "document.getElementById('message').textContent.startsWith('accepted')",
         Duration::from_secs(20),
     );
-    cdp.wait_for("document.querySelectorAll('#ivs tr').length === 2", Duration::from_secs(60));
+    cdp.wait_for(
+        "document.querySelectorAll('#ivs tr').length === 2",
+        Duration::from_secs(60),
+    );
     let applied_by = cdp.eval("Number(document.body.dataset.epochs)").as_u64().unwrap();
     // A whole epoch with both, then the stop.
     cdp.wait_for(
@@ -370,7 +402,9 @@ fn stop_from_the_page_in_headless_chromium() {
         Duration::from_secs(120),
     );
     cdp.screenshot("/tmp/monitor-2-steered.png");
-    cdp.eval("document.getElementById('message').textContent = ''; document.getElementById('stop').click(); true");
+    cdp.eval(
+        "document.getElementById('message').textContent = ''; document.getElementById('stop').click(); true",
+    );
     cdp.wait_for(
         "document.getElementById('message').textContent.startsWith('accepted')",
         Duration::from_secs(20),
@@ -402,7 +436,10 @@ fn stop_from_the_page_in_headless_chromium() {
     assert!(done >= seen_epochs as usize && done < epochs, "{done} epochs");
     assert_eq!(h["stopped_early"], true);
     let ivs = h["interventions"].as_array().unwrap();
-    let kinds: Vec<&str> = ivs.iter().map(|i| i["request"]["type"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = ivs
+        .iter()
+        .map(|i| i["request"]["type"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["set_learning_rate", "penalty", "stop"], "{ivs:?}");
     assert_eq!(ivs[0]["request"]["lr"], 0.01);
     assert_eq!(
@@ -435,7 +472,13 @@ fn stop_from_the_page_in_headless_chromium() {
         cnn_explain::models::weights::load(&vs, dir.join("checkpoints").join(f)).unwrap();
     }
     let out = bin()
-        .args(["train", "--resume", dir.to_str().unwrap(), "--epochs", &(done + 1).to_string()])
+        .args([
+            "train",
+            "--resume",
+            dir.to_str().unwrap(),
+            "--epochs",
+            &(done + 1).to_string(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -352,13 +352,14 @@ fn penalty_masks(data: &FitData<'_>, penalty: &InputGradientPenalty) -> Result<T
             if !(0 <= x0 && x0 < x1 && x1 <= w && 0 <= y0 && y0 < y1 && y1 <= h) {
                 return Err(Error::invalid(
                     "penalty.region",
-                    format!(
-                        "rectangle x {x0}..{x1}, y {y0}..{y1} is empty or leaves the {w} x {h} images"
-                    ),
+                    format!("rectangle x {x0}..{x1}, y {y0}..{y1} is empty or leaves the {w} x {h} images"),
                 ));
             }
             let m = Tensor::f_zeros([n, 1, h, w], (Kind::Float, train.images.device()))?;
-            let _ = m.f_narrow(2, y0, y1 - y0)?.f_narrow(3, x0, x1 - x0)?.f_fill_(1.0)?;
+            let _ = m
+                .f_narrow(2, y0, y1 - y0)?
+                .f_narrow(3, x0, x1 - x0)?
+                .f_fill_(1.0)?;
             m
         }
         IrrelevantRegion::Given => data

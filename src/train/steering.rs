@@ -171,7 +171,10 @@ impl SteeringLimits {
                 if *index < self.probe_pool {
                     Ok(())
                 } else if self.probe_pool == 0 {
-                    Err(Error::invalid("index", "this run has no probe images to choose from"))
+                    Err(Error::invalid(
+                        "index",
+                        "this run has no probe images to choose from",
+                    ))
                 } else {
                     Err(Error::invalid(
                         "index",
@@ -199,10 +202,7 @@ impl SteeringLimits {
                 }
                 match region {
                     Some(PenaltyRegion::Object | PenaltyRegion::Background) if !self.masks => Err(
-                        Error::invalid(
-                            "region",
-                            "this dataset has no object masks; choose a rectangle",
-                        ),
+                        Error::invalid("region", "this dataset has no object masks; choose a rectangle"),
                     ),
                     Some(PenaltyRegion::Rect { x0, y0, x1, y1 }) => {
                         let (h, w) = self.image_size;
@@ -257,7 +257,10 @@ impl SteeringState {
             )),
             Request::AddProbe { .. } if self.probes.len() >= limits.max_probes => Err(Error::invalid(
                 "index",
-                format!("already {} probe images (the most); remove one first", limits.max_probes),
+                format!(
+                    "already {} probe images (the most); remove one first",
+                    limits.max_probes
+                ),
             )),
             Request::RemoveProbe { index } if !self.probes.contains(index) => Err(Error::invalid(
                 "index",
@@ -598,7 +601,12 @@ impl Callback for Steering<'_> {
             }
         }
         // Replay what the history recorded (a resumed run continues as steered).
-        let replay: Vec<Request> = ctx.history.interventions.iter().map(|i| i.request.clone()).collect();
+        let replay: Vec<Request> = ctx
+            .history
+            .interventions
+            .iter()
+            .map(|i| i.request.clone())
+            .collect();
         for req in &replay {
             if self.state.check(req, &self.limits).is_ok() {
                 self.state.apply(req);
@@ -607,12 +615,19 @@ impl Callback for Steering<'_> {
         let cfg = &ctx.history.config;
         self.progress.epochs = cfg.epochs;
         self.progress.epoch = ctx.history.epochs.len() + 1;
-        self.progress.lr = self.state.lr.unwrap_or_else(|| cfg.lr_at(ctx.history.epochs.len()));
+        self.progress.lr = self
+            .state
+            .lr
+            .unwrap_or_else(|| cfg.lr_at(ctx.history.epochs.len()));
         self.write_progress(true)?;
         Ok(Control::Continue)
     }
 
-    fn penalty(&mut self, _epoch: usize, current: Option<&InputGradientPenalty>) -> Option<InputGradientPenalty> {
+    fn penalty(
+        &mut self,
+        _epoch: usize,
+        current: Option<&InputGradientPenalty>,
+    ) -> Option<InputGradientPenalty> {
         match self.state.penalty {
             None => current.cloned(),
             Some(s) => Some(InputGradientPenalty {
@@ -647,7 +662,11 @@ impl Callback for Steering<'_> {
         if self.stop || self.last_write.is_none_or(|t| t.elapsed() >= self.progress_every) {
             self.write_progress(true)?;
         }
-        Ok(if self.stop { Control::Stop } else { Control::Continue })
+        Ok(if self.stop {
+            Control::Stop
+        } else {
+            Control::Continue
+        })
     }
 
     fn on_epoch_end(&mut self, ctx: &mut Context<'_>) -> Result<Control> {
@@ -665,7 +684,11 @@ impl Callback for Steering<'_> {
         self.record(ctx.history);
         self.progress.epoch = epoch;
         self.write_progress(true)?;
-        Ok(if self.stop { Control::Stop } else { Control::Continue })
+        Ok(if self.stop {
+            Control::Stop
+        } else {
+            Control::Continue
+        })
     }
 
     fn on_train_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
@@ -773,8 +796,16 @@ mod tests {
             r#"{"type":"penalty","enabled":true,"weight":10,"region":{"kind":"rect","x0":1,"y0":2,"x1":3,"y1":4}}"#,
         )
         .unwrap();
-        assert!(matches!(r, Request::Penalty { region: Some(PenaltyRegion::Rect { x1: 3, .. }), .. }));
-        assert!(serde_json::from_str::<Request>(r#"{"type":"stop","now":true}"#).is_err());
+        assert!(matches!(
+            r,
+            Request::Penalty {
+                region: Some(PenaltyRegion::Rect { x1: 3, .. }),
+                ..
+            }
+        ));
+        // A misspelt field is an error, not silently a default.
+        assert!(serde_json::from_str::<Request>(r#"{"type":"set_learning_rate","lr":0.1,"lr2":1}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"type":"penalty","enabled":true,"wieght":3}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"type":"explode"}"#).is_err());
     }
 
@@ -912,11 +943,24 @@ mod tests {
         st.state.apply(&Request::Penalty {
             enabled: true,
             weight: Some(3.0),
-            region: Some(PenaltyRegion::Rect { x0: 1, y0: 2, x1: 5, y1: 6 }),
+            region: Some(PenaltyRegion::Rect {
+                x0: 1,
+                y0: 2,
+                x1: 5,
+                y1: 6,
+            }),
         });
         let p = st.penalty(2, Some(&configured)).unwrap();
         assert_eq!((p.enabled, p.weight, p.score), (true, 3.0, configured.score));
-        assert_eq!(p.region, IrrelevantRegion::Rect { x0: 1, y0: 2, x1: 5, y1: 6 });
+        assert_eq!(
+            p.region,
+            IrrelevantRegion::Rect {
+                x0: 1,
+                y0: 2,
+                x1: 5,
+                y1: 6
+            }
+        );
         st.state.apply(&Request::Penalty {
             enabled: false,
             weight: None,

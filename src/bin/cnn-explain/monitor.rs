@@ -25,9 +25,7 @@ use clap::Args;
 use cnn_explain::eval::most_unstable;
 use cnn_explain::train::steering::{self, Progress, Request, PROBE_KEY};
 use cnn_explain::train::History;
-use cnn_explain::viz::{
-    escape_html, Colormap, Draw, ImageGrid, LineChart, MatrixChart, Series,
-};
+use cnn_explain::viz::{escape_html, Colormap, Draw, ImageGrid, LineChart, MatrixChart, Series};
 use cnn_explain::{Error, Result};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -76,7 +74,12 @@ fn random_token() -> String {
         use std::hash::{BuildHasher, Hasher};
         for chunk in bytes.chunks_mut(8) {
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(std::time::SystemTime::now().elapsed().map(|d| d.as_nanos()).unwrap_or(0));
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .elapsed()
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0),
+            );
             chunk.copy_from_slice(&h.finish().to_le_bytes());
         }
     }
@@ -99,9 +102,7 @@ pub fn spawn(dir: &Path, host: IpAddr, port: u16) -> Result<Server> {
             format!("cannot listen on {host}:{port}: {e}; choose another --port (0 picks a free one)"),
         )
     })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| Error::io(dir, e))?;
+    listener.set_nonblocking(true).map_err(|e| Error::io(dir, e))?;
     let addr = listener.local_addr().map_err(|e| Error::io(dir, e))?;
     let token = random_token();
     // The first payloads before the first request, so no page or client sees an empty state.
@@ -175,7 +176,11 @@ pub fn run(a: MonitorArgs) -> Result<ExitCode> {
 type Reply = (StatusCode, [(header::HeaderName, &'static str); 1], String);
 
 fn reply(code: StatusCode, body: Value) -> Reply {
-    (code, [(header::CONTENT_TYPE, "application/json")], body.to_string())
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
 }
 
 fn refuse(code: StatusCode, message: impl Into<String>) -> Reply {
@@ -190,7 +195,10 @@ fn authorise(s: &AppState, q: &HashMap<String, String>, headers: &HeaderMap) -> 
         .or_else(|| headers.get("x-monitor-token").and_then(|v| v.to_str().ok()));
     match given {
         Some(t) if constant_time_eq(t.as_bytes(), s.token.as_bytes()) => Ok(()),
-        Some(_) => Err(refuse(StatusCode::FORBIDDEN, "wrong token: use the URL the monitor printed")),
+        Some(_) => Err(refuse(
+            StatusCode::FORBIDDEN,
+            "wrong token: use the URL the monitor printed",
+        )),
         None => Err(refuse(
             StatusCode::FORBIDDEN,
             "missing token: use the URL the monitor printed (it ends in ?token=...)",
@@ -217,7 +225,11 @@ async fn page(State(s): State<AppState>, Query(q): Query<HashMap<String, String>
         .into_response()
 }
 
-async fn events(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>, h: HeaderMap) -> Response {
+async fn events(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
     if let Err(r) = authorise(&s, &q, &h) {
         return r.into_response();
     }
@@ -256,7 +268,11 @@ async fn events(State(s): State<AppState>, Query(q): Query<HashMap<String, Strin
         .into_response()
 }
 
-async fn api_state(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>, h: HeaderMap) -> Response {
+async fn api_state(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
     if let Err(r) = authorise(&s, &q, &h) {
         return r.into_response();
     }
@@ -339,7 +355,6 @@ async fn probe_image(
     }
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Watching the run folder
 
@@ -383,7 +398,9 @@ fn watch_run(dir: &Path, progress: &watch::Sender<Arc<String>>, history: &watch:
 }
 
 fn progress_payload(dir: &Path) -> Value {
-    let status = RunFile::load(dir).map(|r| r.status).unwrap_or_else(|_| "no run yet".into());
+    let status = RunFile::load(dir)
+        .map(|r| r.status)
+        .unwrap_or_else(|_| "no run yet".into());
     match Progress::load(dir) {
         Ok(p) => {
             let alive = p.alive();
@@ -442,7 +459,10 @@ fn loss_chart(h: &History) -> Result<String> {
     ]);
     c.series.push(Series::new(
         "penalty",
-        h.epochs.iter().map(|e| nan(e.penalty.as_ref().map(|p| p.mean))).collect(),
+        h.epochs
+            .iter()
+            .map(|e| nan(e.penalty.as_ref().map(|p| p.mean)))
+            .collect(),
     ));
     c.series.retain(|s| s.values.iter().any(|v| v.is_finite()));
     c.title = "Loss".into();
@@ -466,7 +486,10 @@ fn accuracy_chart(h: &History) -> Result<String> {
 
 fn confusion_chart(h: &History) -> Result<String> {
     let Some(cm) = h.last().and_then(|r| r.confusion.clone()) else {
-        return Err(Error::invalid("confusion", "no tracked set, so no confusion matrix"));
+        return Err(Error::invalid(
+            "confusion",
+            "no tracked set, so no confusion matrix",
+        ));
     };
     let counts: Vec<Vec<f64>> = cm
         .counts
@@ -512,7 +535,11 @@ fn probe_indices(h: &History) -> Vec<usize> {
         .rev()
         .find_map(|e| e.probes.get(PROBE_KEY))
         .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|p| p["index"].as_u64().map(|i| i as usize)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["index"].as_u64().map(|i| i as usize))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -592,7 +619,11 @@ fn probe_strip(dir: &Path, h: &History) -> Result<String> {
                     titles.push(format!("ep {}\n{pred} {:.2}", rec.epoch, m.prob));
                 }
                 _ => {
-                    images.push(image::RgbImage::from_pixel(base.width(), base.height(), image::Rgb([235, 235, 235])));
+                    images.push(image::RgbImage::from_pixel(
+                        base.width(),
+                        base.height(),
+                        image::Rgb([235, 235, 235]),
+                    ));
                     titles.push(format!("ep {}\n–", rec.epoch));
                 }
             }

@@ -615,12 +615,18 @@ fn choose_probes(given: &[String], test: &cnn_explain::data::Dataset) -> Result<
         let mut out = Vec::new();
         for g in given {
             let i: usize = g.trim().parse().map_err(|_| {
-                Error::invalid("probes", format!("`{g}` is not a test-image index; expected numbers like 0,5,9"))
+                Error::invalid(
+                    "probes",
+                    format!("`{g}` is not a test-image index; expected numbers like 0,5,9"),
+                )
             })?;
             if i >= n {
                 return Err(Error::invalid(
                     "probes",
-                    format!("test image {i} does not exist; the test set has images 0..={}", n.saturating_sub(1)),
+                    format!(
+                        "test image {i} does not exist; the test set has images 0..={}",
+                        n.saturating_sub(1)
+                    ),
                 ));
             }
             if !out.contains(&i) {
@@ -652,8 +658,14 @@ fn probe_maps(
     use cnn_explain::attribution::{Attribution, Saliency, SaliencyMode, Target};
     use cnn_explain::viz::{encode_png, tensor_to_image, Normalization};
     let idx = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
-    let xs = test.images.f_index_select(0, &idx.to_device(test.images.device()))?;
-    let ys = Vec::<i64>::try_from(test.labels.f_index_select(0, &idx.to_device(test.labels.device()))?.to_device(tch::Device::Cpu))?;
+    let xs = test
+        .images
+        .f_index_select(0, &idx.to_device(test.images.device()))?;
+    let ys = Vec::<i64>::try_from(
+        test.labels
+            .f_index_select(0, &idx.to_device(test.labels.device()))?
+            .to_device(tch::Device::Cpu),
+    )?;
     let maps = Saliency {
         mode: SaliencyMode::MaxOverChannels,
     }
@@ -663,14 +675,19 @@ fn probe_maps(
         ..Default::default()
     }
     .normalize(&maps)?;
-    let probs = cnn_explain::eval::predict_proba(model, &xs, indices.len().max(1))?.to_device(tch::Device::Cpu);
+    let probs =
+        cnn_explain::eval::predict_proba(model, &xs, indices.len().max(1))?.to_device(tch::Device::Cpu);
     let (h, w) = (norm.size()[2], norm.size()[3]);
     let mut out = Vec::new();
     for (k, &i) in indices.iter().enumerate() {
         let path = common::probe_path(dir, i);
         if !path.exists() {
             let img = xs.f_get(k as i64)?;
-            let img = if img.size()[0] == 1 { img.f_repeat([3, 1, 1])? } else { img };
+            let img = if img.size()[0] == 1 {
+                img.f_repeat([3, 1, 1])?
+            } else {
+                img
+            };
             cnn_explain::io::write_atomic(&path, &encode_png(&tensor_to_image(&img)?)?)?;
         }
         let bytes = Vec::<u8>::try_from(
