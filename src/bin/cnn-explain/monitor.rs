@@ -616,7 +616,7 @@ fn probe_strip(dir: &Path, h: &History) -> Result<String> {
                         .get(m.predicted as usize)
                         .cloned()
                         .unwrap_or_default();
-                    titles.push(format!("ep {}\n{pred} {:.2}", rec.epoch, m.prob));
+                    titles.push(format!("ep {}\n{pred} {:.0}%", rec.epoch, 100.0 * m.prob));
                 }
                 _ => {
                     images.push(image::RgbImage::from_pixel(
