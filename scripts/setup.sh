@@ -117,4 +117,16 @@ EVCXR
 mv .tools/evcxr-config/init.evcxr.tmp .tools/evcxr-config/init.evcxr
 "$PY" -m jupyter kernelspec list 2>/dev/null | grep -q "$ROOT/.venv/share/jupyter/kernels/rust" \
   || die "the rust kernel is not visible to the venv's Jupyter (expected in $kdir)"
+# --- Chromium, for the live monitor's end-to-end test (tests/monitor.rs skips it without a browser) ----
+have_browser() { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+  || command -v google-chrome >/dev/null 2>&1; }
+if ! have_browser; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing chromium with apt-get (the headless browser of the monitor's end-to-end test)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+      || say "could not install chromium: the monitor's browser test will be skipped"
+  else
+    say "no chromium: the monitor's browser test will be skipped (Debian/Ubuntu: apt-get install chromium)"
+  fi
+fi
 say "ready: torch $TORCH_VERSION ($want_flavour), evcxr_jupyter $EVCXR_VERSION, kernel 'rust' in .venv"

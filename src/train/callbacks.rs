@@ -64,6 +64,12 @@ pub trait Callback {
     fn on_train_begin(&mut self, _ctx: &mut Context<'_>) -> Result<Control> {
         Ok(Control::Continue)
     }
+    /// The learning rate of the optimisation step about to run: gets the 1-based epoch, the 0-based
+    /// batch and the rate the schedule gives (or the one an earlier callback returned), returns the
+    /// rate to use. The default keeps `scheduled`.
+    fn learning_rate(&mut self, _epoch: usize, _batch: usize, scheduled: f64) -> f64 {
+        scheduled
+    }
     /// At the start of each epoch (`epoch` is 1-based), before its first batch: the input-gradient
     /// penalty to train this epoch with, given the one in force (`TrainConfig::penalty` at the
     /// first epoch, then what the callbacks returned; callbacks are asked in order, each seeing the

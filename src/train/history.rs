@@ -1,5 +1,6 @@
 //! What a training run recorded, epoch by epoch, as JSON.
 
+use super::steering::Intervention;
 use super::TrainConfig;
 use crate::eval::ConfusionMatrix;
 use crate::{Error, Result};
@@ -75,6 +76,9 @@ pub struct History {
     /// True when a callback stopped training before `config.epochs`.
     #[serde(default)]
     pub stopped_early: bool,
+    /// Requests applied while training ran (see [`super::steering`]), in order.
+    #[serde(default)]
+    pub interventions: Vec<Intervention>,
 }
 
 impl History {
@@ -86,6 +90,7 @@ impl History {
             tracked_labels,
             epochs: Vec::new(),
             stopped_early: false,
+            interventions: Vec::new(),
         }
     }
 

@@ -34,6 +34,7 @@ mod evolution;
 mod history;
 mod optim;
 mod penalty;
+pub mod steering;
 
 pub use callbacks::{BatchInfo, Callback, Checkpoint, Context, Control, EarlyStopping, Metric, Probe};
 pub use evolution::{evolution_probe, mass_share, mass_shares, ExplanationEvolution};
@@ -335,6 +336,32 @@ fn penalty_masks(data: &FitData<'_>, penalty: &InputGradientPenalty) -> Result<T
                 .f_neg()?
                 .f_add_scalar(1.0)?
         }
+        IrrelevantRegion::InsideObject => train
+            .masks
+            .as_ref()
+            .ok_or_else(|| {
+                Error::invalid(
+                    "penalty.region",
+                    "InsideObject needs object masks but the training set has none; use a Rect region",
+                )
+            })?
+            .f_to_kind(Kind::Float)?
+            .f_gt(0.5)?
+            .f_to_kind(Kind::Float)?,
+        IrrelevantRegion::Rect { x0, y0, x1, y1 } => {
+            if !(0 <= x0 && x0 < x1 && x1 <= w && 0 <= y0 && y0 < y1 && y1 <= h) {
+                return Err(Error::invalid(
+                    "penalty.region",
+                    format!("rectangle x {x0}..{x1}, y {y0}..{y1} is empty or leaves the {w} x {h} images"),
+                ));
+            }
+            let m = Tensor::f_zeros([n, 1, h, w], (Kind::Float, train.images.device()))?;
+            let _ = m
+                .f_narrow(2, y0, y1 - y0)?
+                .f_narrow(3, x0, x1 - x0)?
+                .f_fill_(1.0)?;
+            m
+        }
         IrrelevantRegion::Given => data
             .irrelevant
             .ok_or_else(|| {
@@ -414,6 +441,7 @@ pub fn resume(
         ));
     }
     history.epochs.truncate(epoch);
+    history.interventions.retain(|i| i.epoch <= epoch);
     history.config = cfg.clone();
     history.stopped_early = false;
     train_loop(model, vs, data, cfg, history, opt, epoch, callbacks)
@@ -516,7 +544,8 @@ fn train_loop(
     let mut masks: Option<(IrrelevantRegion, Tensor)> = None;
     while !stop && epoch < cfg.epochs {
         let t0 = Instant::now();
-        let lr = cfg.lr_at(epoch);
+        let scheduled = cfg.lr_at(epoch);
+        let mut lr = scheduled;
         for cb in callbacks.iter_mut() {
             penalty = cb.penalty(epoch + 1, penalty.as_ref());
         }
@@ -572,6 +601,16 @@ fn train_loop(
                 loss = loss.f_add(&term)?;
             }
             loss.f_backward()?;
+            lr = scheduled;
+            for cb in callbacks.iter_mut() {
+                lr = cb.learning_rate(epoch + 1, b, lr);
+            }
+            if !(lr.is_finite() && lr >= 0.0) {
+                return Err(Error::invalid(
+                    "lr",
+                    format!("a callback set the learning rate to {lr}; it must be finite and >= 0"),
+                ));
+            }
             opt.step(&cfg.optimizer, vs, lr)?;
             let l = ce.f_double_value(&[])?;
             if !(l.is_finite() && loss.f_double_value(&[])?.is_finite()) {

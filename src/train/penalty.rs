@@ -43,6 +43,21 @@ pub enum IrrelevantRegion {
     /// The per-image masks `[N, 1, H, W]` passed with [`super::FitData::with_irrelevant`] (1 =
     /// irrelevant); an error when none were passed.
     Given,
+    /// The object itself (`Dataset::masks`): the model should decide from the context; an error
+    /// when the training set has no masks.
+    InsideObject,
+    /// One rectangle of every image, in pixels: columns `x0..x1`, rows `y0..y1` (end excluded),
+    /// for example drawn on a probe image in the live monitor.
+    Rect {
+        /// First column.
+        x0: i64,
+        /// First row.
+        y0: i64,
+        /// Column after the last.
+        x1: i64,
+        /// Row after the last.
+        y1: i64,
+    },
 }
 
 /// The scalar whose input gradient is penalised.

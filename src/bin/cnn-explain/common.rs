@@ -19,6 +19,11 @@ pub const HISTORY_FILE: &str = "history.json";
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const CHECKPOINT_DIR: &str = "checkpoints";
 
+/// Where training stores the image of probe `index` (for the monitor's explanation strip).
+pub fn probe_path(dir: &Path, index: usize) -> PathBuf {
+    dir.join("probes").join(format!("{index}.png"))
+}
+
 /// Options of the dataset spec.
 #[derive(Args, Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DataOpts {

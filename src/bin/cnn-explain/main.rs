@@ -5,6 +5,8 @@
 mod common;
 mod evaluate;
 mod explain;
+#[cfg(feature = "monitor")]
+mod monitor;
 mod quality;
 mod train;
 
@@ -33,6 +35,10 @@ enum Command {
     /// Combine the outputs of `explain --shard I/N` or `quality --shard I/N` runs into the result of
     /// one unsharded run.
     Merge(explain::MergeArgs),
+    /// Serve a live web page of a run folder (curves, confusion, explanations) that can steer its
+    /// training: stop, learning rate, penalty, probe images.
+    #[cfg(feature = "monitor")]
+    Monitor(monitor::MonitorArgs),
 }
 
 /// Where a trained model comes from: a run folder, or weights with a dataset and an architecture.
@@ -99,6 +105,8 @@ fn main() -> ExitCode {
             quality::merge(&a.dirs, &a.out)
         }
         Command::Merge(a) => explain::merge(a),
+        #[cfg(feature = "monitor")]
+        Command::Monitor(a) => monitor::run(a),
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@ use clap::Args;
 use cnn_explain::data::transforms::{ColorJitter, Compose, RandomCrop, RandomHorizontalFlip, Transform};
 use cnn_explain::models::{weights, Init};
 use cnn_explain::rng::Rng;
+use cnn_explain::train::steering::{Steering, SteeringLimits};
 use cnn_explain::train::{
     self, BatchInfo, Callback, Checkpoint, Context, Control, EarlyStopping, FitData, History,
     InputGradientPenalty, IrrelevantRegion, Metric, Optimizer, PenaltyScore, Schedule, TrackedSet,
@@ -80,6 +81,18 @@ pub struct TrainArgs {
     /// Smallest improvement early stopping counts.
     #[arg(long, default_value_t = 0.0)]
     pub min_delta: f64,
+    /// Serve the live monitor (a web page on 127.0.0.1 that shows the run and steers it) while
+    /// training; its address is printed at start. `cnn-explain monitor DIR` serves it from another
+    /// process.
+    #[arg(long)]
+    pub monitor: bool,
+    /// Port of the monitor (0: a free port).
+    #[arg(long, default_value_t = 0, requires = "monitor")]
+    pub port: u16,
+    /// Test images whose saliency map is recorded after every epoch (comma separated indices;
+    /// default: the first test image of each of the first four classes; `none` for no probe).
+    #[arg(long, value_delimiter = ',')]
+    pub probes: Vec<String>,
     /// Right-for-the-right-reasons: add WEIGHT x the squared input gradient inside the irrelevant
     /// region to the loss (Ross et al. 2017). Not with --augment.
     #[arg(long, value_name = "WEIGHT")]
@@ -459,6 +472,25 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     runfile.save(&dir)?;
 
+    let test_set = &splits.test;
+    let probes = choose_probes(&a.probes, test_set)?;
+    let (_, h, w) = splits.train.image_shape();
+    let limits = SteeringLimits {
+        probe_pool: test_set.len(),
+        masks: splits.train.masks.is_some(),
+        // The penalty's masks would not follow crops and flips.
+        penalty: runfile.augment.iter().all(|a| a.is_empty() || a == "none"),
+        image_size: (h, w),
+        ..Default::default()
+    };
+    let probe_dir = dir.clone();
+    let mut steering = Steering::new(&dir, limits).with_probes(probes, move |model, indices, _epoch| {
+        probe_maps(model, test_set, indices, &probe_dir)
+    });
+    if a.monitor {
+        start_monitor(&dir, a.port)?;
+    }
+
     install_ctrlc();
     let mut progress = Progress::new(cfg.epochs);
     let mut checkpoint = Checkpoint::new(dir.join(common::CHECKPOINT_DIR)).monitor(monitor);
@@ -466,7 +498,8 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
         .early_stopping
         .as_ref()
         .map(|e| EarlyStopping::new(e.monitor, e.patience).min_delta(e.min_delta));
-    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut progress];
+    // Steering first: a stop it applies at an epoch's end reaches the checkpoint in the same epoch.
+    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut steering, &mut progress];
     if let Some(es) = early.as_mut() {
         callbacks.push(es);
     }
@@ -487,7 +520,20 @@ pub fn run(a: TrainArgs) -> Result<ExitCode> {
         }
         None => train::fit(&model, &mut vs, &data, &cfg, &mut callbacks)?,
     };
+    drop(callbacks);
     let interrupted = INTERRUPTED.load(Ordering::SeqCst);
+    if let Some(iv) = steering
+        .applied()
+        .iter()
+        .find(|i| i.request == cnn_explain::train::steering::Request::Stop)
+    {
+        eprintln!(
+            "stopped from the monitor after batch {} of epoch {}; the checkpoints are kept; continue with: cnn-explain train --resume {}",
+            iv.batch,
+            iv.epoch,
+            dir.display()
+        );
+    }
     runfile.status = if interrupted {
         "interrupted"
     } else if done.stopped_early {
@@ -540,4 +586,131 @@ fn start_from(vs: &tch::nn::VarStore, w: &Path, arch: cnn_explain::models::Arch,
             Err(_) => Err(first),
         },
     }
+}
+
+#[cfg(feature = "monitor")]
+fn start_monitor(dir: &Path, port: u16) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let server = crate::monitor::spawn(dir, std::net::IpAddr::from([127, 0, 0, 1]), port)?;
+    eprintln!("monitor: {}", server.url);
+    Ok(())
+}
+
+#[cfg(not(feature = "monitor"))]
+fn start_monitor(_dir: &Path, _port: u16) -> Result<()> {
+    Err(Error::invalid(
+        "monitor",
+        "this cnn-explain was built without the `monitor` feature; rebuild with default features",
+    ))
+}
+
+/// Probe indices from `--probes`: given ones (checked), none, or the first test image of each of the
+/// first four classes.
+fn choose_probes(given: &[String], test: &cnn_explain::data::Dataset) -> Result<Vec<usize>> {
+    let n = test.len();
+    if given.iter().any(|g| g.trim() == "none") {
+        return Ok(Vec::new());
+    }
+    if !given.is_empty() {
+        let mut out = Vec::new();
+        for g in given {
+            let i: usize = g.trim().parse().map_err(|_| {
+                Error::invalid(
+                    "probes",
+                    format!("`{g}` is not a test-image index; expected numbers like 0,5,9"),
+                )
+            })?;
+            if i >= n {
+                return Err(Error::invalid(
+                    "probes",
+                    format!(
+                        "test image {i} does not exist; the test set has images 0..={}",
+                        n.saturating_sub(1)
+                    ),
+                ));
+            }
+            if !out.contains(&i) {
+                out.push(i);
+            }
+        }
+        return Ok(out);
+    }
+    let labels = Vec::<i64>::try_from(test.labels.to_device(tch::Device::Cpu))?;
+    let mut out = Vec::new();
+    for class in 0..4i64 {
+        if let Some(i) = labels.iter().position(|&l| l == class) {
+            out.push(i);
+        }
+    }
+    Ok(out)
+}
+
+/// Saliency maps (max over channels of |d score(true class) / d input|, scaled to 0..=255 by the
+/// map's 99th-percentile mass) of test images `indices`, as stored in the history for the monitor's
+/// explanation strip; writes each image once to `RUN/probes/INDEX.png`.
+fn probe_maps(
+    model: &dyn cnn_explain::models::Model,
+    test: &cnn_explain::data::Dataset,
+    indices: &[usize],
+    dir: &Path,
+) -> Result<serde_json::Value> {
+    use base64::Engine;
+    use cnn_explain::attribution::{Attribution, Saliency, SaliencyMode, Target};
+    use cnn_explain::viz::{encode_png, tensor_to_image, Normalization};
+    let idx = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
+    let xs = test
+        .images
+        .f_index_select(0, &idx.to_device(test.images.device()))?;
+    let ys = Vec::<i64>::try_from(
+        test.labels
+            .f_index_select(0, &idx.to_device(test.labels.device()))?
+            .to_device(tch::Device::Cpu),
+    )?;
+    let maps = Saliency {
+        mode: SaliencyMode::MaxOverChannels,
+    }
+    .attribute(model, &xs, &Target::PerSample(ys.clone()))?;
+    let norm = Normalization {
+        outlier_percentile: 99.0,
+        ..Default::default()
+    }
+    .normalize(&maps)?;
+    let probs =
+        cnn_explain::eval::predict_proba(model, &xs, indices.len().max(1))?.to_device(tch::Device::Cpu);
+    let (h, w) = (norm.size()[2], norm.size()[3]);
+    let mut out = Vec::new();
+    for (k, &i) in indices.iter().enumerate() {
+        let path = common::probe_path(dir, i);
+        if !path.exists() {
+            let img = xs.f_get(k as i64)?;
+            let img = if img.size()[0] == 1 {
+                img.f_repeat([3, 1, 1])?
+            } else {
+                img
+            };
+            cnn_explain::io::write_atomic(&path, &encode_png(&tensor_to_image(&img)?)?)?;
+        }
+        let bytes = Vec::<u8>::try_from(
+            norm.f_get(k as i64)?
+                .f_mul_scalar(255.0)?
+                .f_round()?
+                .f_clamp(0.0, 255.0)?
+                .f_to_kind(tch::Kind::Uint8)?
+                .f_to_device(tch::Device::Cpu)?
+                .f_reshape([-1])?,
+        )?;
+        let p = probs.f_get(k as i64)?;
+        let predicted = p.f_argmax(0, false)?.f_int64_value(&[])?;
+        let true_prob = p.f_double_value(&[ys[k]])?;
+        out.push(serde_json::json!({
+            "index": i,
+            "label": ys[k],
+            "predicted": predicted,
+            "true_prob": true_prob,
+            "height": h,
+            "width": w,
+            "map": base64::engine::general_purpose::STANDARD.encode(&bytes),
+        }));
+    }
+    Ok(serde_json::Value::Array(out))
 }
