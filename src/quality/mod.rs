@@ -56,7 +56,7 @@ pub use randomisation::{
 };
 pub use robustness::{max_sensitivity, MaxSensitivityConfig};
 pub use similarity::{spearman, ssim, SsimConfig, SsimWindow};
-pub use summary::{evaluate, QualityConfig, QualityRow, Summary};
+pub use summary::{evaluate, evaluate_with_curves, QualityConfig, QualityEvaluation, QualityRow, Summary};
 
 use crate::{Error, Result};
 use tch::{Kind, Tensor};

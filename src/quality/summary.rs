@@ -2,7 +2,7 @@
 //! images, as mean and standard deviation, with the time the method took per image.
 
 use super::complexity::{entropy, sparseness};
-use super::faithfulness::{deletion, insertion, FaithfulnessConfig, Fill};
+use super::faithfulness::{deletion, insertion, Curve, FaithfulnessConfig, Fill};
 use super::localisation::{energy_pointing_game, pointing_game};
 use super::{mean, std_dev};
 use crate::attribution::{check_positive, Attribution, Target};
@@ -128,6 +128,49 @@ pub fn evaluate(
     target: &Target,
     config: &QualityConfig,
 ) -> Result<QualityRow> {
+    Ok(evaluate_with_curves(method, model, images, masks, target, config)?.row)
+}
+
+/// A quality-table row with the deletion and insertion curves it was computed from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityEvaluation {
+    /// The row of the table.
+    pub row: QualityRow,
+    /// Every image's deletion curve, in image order.
+    pub deletion: Curve,
+    /// Every image's insertion curve, in image order.
+    pub insertion: Curve,
+}
+
+/// [`evaluate`], also returning every image's deletion and insertion curve (to draw them without
+/// computing the maps twice).
+///
+/// ```
+/// use cnn_explain::attribution::{gradient::Saliency, Target};
+/// use cnn_explain::prelude::*;
+/// use cnn_explain::quality::{evaluate_with_curves, QualityConfig};
+/// let vs = tch::nn::VarStore::new(Device::Cpu);
+/// let model = Staged::new(1, 2, Device::Cpu)
+///     .leaf("flat", tch::nn::func(|xs| xs.flatten(1, -1)))
+///     .leaf("fc", tch::nn::linear(vs.root() / "fc", 16, 2, Default::default()));
+/// let xs = Tensor::rand([3, 1, 4, 4], (Kind::Float, Device::Cpu));
+/// let mut config = QualityConfig { batch: 2, ..Default::default() };
+/// config.deletion.step = 4;
+/// config.insertion.step = 4;
+/// let e = evaluate_with_curves(&Saliency::default(), &model, &xs, None, &Target::Class(0), &config)?;
+/// assert_eq!(e.deletion.fractions, [0.0, 0.25, 0.5, 0.75, 1.0]);
+/// assert_eq!((e.deletion.scores.len(), e.insertion.auc.len()), (3, 3));
+/// assert!((e.row.deletion_auc.mean - cnn_explain::quality::mean(&e.deletion.auc)).abs() < 1e-12);
+/// # Ok::<(), cnn_explain::Error>(())
+/// ```
+pub fn evaluate_with_curves(
+    method: &dyn Attribution,
+    model: &dyn Model,
+    images: &Tensor,
+    masks: Option<&Tensor>,
+    target: &Target,
+    config: &QualityConfig,
+) -> Result<QualityEvaluation> {
     check_positive("batch", config.batch)?;
     model.check_input(images)?;
     let n = images.size()[0];
@@ -150,6 +193,7 @@ pub fn evaluate(
         }
     }
     let mut values: [Vec<f64>; 6] = Default::default();
+    let mut curves: [Option<Curve>; 2] = [None, None];
     let mut seconds = 0.0;
     let mut start = 0i64;
     while start < n {
@@ -162,8 +206,20 @@ pub fn evaluate(
         let clock = Instant::now();
         let map = method.attribute(model, &xs, &t)?.detach();
         seconds += clock.elapsed().as_secs_f64();
-        values[0].extend(deletion(model, &xs, &map, &t, &config.deletion)?.auc);
-        values[1].extend(insertion(model, &xs, &map, &t, &config.insertion)?.auc);
+        let del = deletion(model, &xs, &map, &t, &config.deletion)?;
+        let ins = insertion(model, &xs, &map, &t, &config.insertion)?;
+        values[0].extend(del.auc.iter().copied());
+        values[1].extend(ins.auc.iter().copied());
+        for (slot, c) in curves.iter_mut().zip([del, ins]) {
+            match slot {
+                Some(all) => {
+                    all.scores.extend(c.scores);
+                    all.auc.extend(c.auc);
+                    all.classes.extend(c.classes);
+                }
+                None => *slot = Some(c),
+            }
+        }
         if let Some(m) = masks {
             let m = m.f_narrow(0, start, len)?;
             let hits = pointing_game(&map, &m, config.pointing_tolerance)?;
@@ -174,7 +230,7 @@ pub fn evaluate(
         values[5].extend(entropy(&map)?);
         start += len;
     }
-    Ok(QualityRow {
+    let row = QualityRow {
         method: method.name(),
         deletion_auc: Summary::of(&values[0]),
         insertion_auc: Summary::of(&values[1]),
@@ -183,5 +239,17 @@ pub fn evaluate(
         sparseness: Summary::of(&values[4]),
         entropy: Summary::of(&values[5]),
         seconds_per_image: seconds / n as f64,
+    };
+    let [del, ins] = curves;
+    let empty = || Curve {
+        fractions: Vec::new(),
+        scores: Vec::new(),
+        auc: Vec::new(),
+        classes: Vec::new(),
+    };
+    Ok(QualityEvaluation {
+        row,
+        deletion: del.unwrap_or_else(empty),
+        insertion: ins.unwrap_or_else(empty),
     })
 }
