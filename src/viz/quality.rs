@@ -307,11 +307,17 @@ impl BandChart {
     ) -> Result<BandChart> {
         let (labels, bands) = randomisation_bands(results, similarity)?;
         let x = (0..labels.len()).map(|i| i as f64).collect();
+        // From -0.25 (or lower, to show every band, but not below -1) to just above 1.
+        let lowest = bands
+            .iter()
+            .flat_map(|b| b.mean.iter().zip(&b.std).map(|(m, s)| m - s))
+            .filter(|v| v.is_finite())
+            .fold(-0.2, f64::min);
         Ok(BandChart {
             x_labels: labels,
             x_desc: "layers randomised, from the top (cumulative)".into(),
             y_desc: similarity.label().into(),
-            y_range: Some((-0.25, 1.05)),
+            y_range: Some(((lowest - 0.05).max(-1.05), 1.05)),
             title: format!("Cascading randomisation: {} to the original map", similarity.label()),
             ..BandChart::new(x, bands)
         })
@@ -476,7 +482,7 @@ impl Draw for BandChart {
                 }
                 if pts.iter().all(|p| p.1.is_finite()) {
                     chart
-                        .draw_series(std::iter::once(Polygon::new(pts, colour.mix(0.12).filled())))
+                        .draw_series(std::iter::once(Polygon::new(pts, colour.mix(0.09).filled())))
                         .map_err(pe)?;
                 }
             }
