@@ -279,7 +279,10 @@ mod tests {
             ..run.clone()
         };
         let (a, b) = (run.fingerprint(), permuted.fingerprint());
-        assert!(!a.contains("permuted") && b.starts_with("small_cnn-permuted-"), "{a} {b}");
+        assert!(
+            !a.contains("permuted") && b.starts_with("small_cnn-permuted-"),
+            "{a} {b}"
+        );
         assert_ne!(a[a.len() - 16..], b[b.len() - 16..]);
         let other_seed = DefaultRun {
             permute_labels: Some(2),

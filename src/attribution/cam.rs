@@ -542,7 +542,9 @@ pub fn normalize(maps: &Tensor) -> Result<Tensor> {
     // A map is varying when its range exceeds the relative tolerance (and is not zero: the
     // comparison with an all-zero magnitude is `0 > 0`, false). Constant and nearly constant maps
     // become zeros; their denominator is set to 1 so nothing divides by zero.
-    let varying = range.gt_tensor(&(magnitude * CONSTANT_MAP_TOLERANCE)).f_logical_and(&range.gt(0.0))?;
+    let varying = range
+        .gt_tensor(&(magnitude * CONSTANT_MAP_TOLERANCE))
+        .f_logical_and(&range.gt(0.0))?;
     let safe = range.f_where_scalarother(&varying, 1.0)?;
     let out = ((flat - lo) / safe)
         .f_where_scalarother(&varying, 0.0)?

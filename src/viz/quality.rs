@@ -148,7 +148,11 @@ pub fn randomisation_bands<R: Borrow<MethodRandomisation>>(
             ));
         }
         let rows: Vec<Vec<f64>> = (0..n)
-            .map(|i| std::iter::once(1.0).chain(per_step.iter().map(|v| v[i])).collect())
+            .map(|i| {
+                std::iter::once(1.0)
+                    .chain(per_step.iter().map(|v| v[i]))
+                    .collect()
+            })
             .collect();
         bands.push(Band::of_samples(r.method.clone(), &rows)?);
     }
@@ -318,7 +322,10 @@ impl BandChart {
             x_desc: "layers randomised, from the top (cumulative)".into(),
             y_desc: similarity.label().into(),
             y_range: Some(((lowest - 0.05).max(-1.05), 1.05)),
-            title: format!("Cascading randomisation: {} to the original map", similarity.label()),
+            title: format!(
+                "Cascading randomisation: {} to the original map",
+                similarity.label()
+            ),
             ..BandChart::new(x, bands)
         })
     }
@@ -344,11 +351,7 @@ impl BandChart {
         if self.x.windows(2).any(|w| !(w[1] > w[0])) || self.x.iter().any(|v| !v.is_finite()) {
             return Err(Error::invalid("x", "x positions must be finite and increasing"));
         }
-        if let Some(b) = self
-            .bands
-            .iter()
-            .find(|b| b.mean.len() != n || b.std.len() != n)
-        {
+        if let Some(b) = self.bands.iter().find(|b| b.mean.len() != n || b.std.len() != n) {
             return Err(Error::invalid(
                 "bands",
                 format!(
@@ -419,7 +422,11 @@ impl Draw for BandChart {
         let (plot, legend) = area.split_horizontally(w - legend_w);
         let (x0, x1) = (self.x[0], self.x[n - 1]);
         let (x0, x1) = if x1 > x0 { (x0, x1) } else { (x0 - 0.5, x0 + 0.5) };
-        let pad = if self.x_labels.is_empty() { 0.0 } else { (x1 - x0) * 0.03 };
+        let pad = if self.x_labels.is_empty() {
+            0.0
+        } else {
+            (x1 - x0) * 0.03
+        };
         let mut b = ChartBuilder::on(&plot);
         if !self.title.is_empty() {
             b.caption(&self.title, font(16.0));
@@ -494,7 +501,9 @@ impl Draw for BandChart {
                 .map(|(x, m)| (*x, *m))
                 .collect();
             let style = ShapeStyle::from(&colour).stroke_width(2);
-            chart.draw_series(LineSeries::new(line.clone(), style)).map_err(pe)?;
+            chart
+                .draw_series(LineSeries::new(line.clone(), style))
+                .map_err(pe)?;
             if n <= 20 {
                 chart
                     .draw_series(line.into_iter().map(|p| Circle::new(p, 3, colour.filled())))
@@ -587,7 +596,9 @@ mod tests {
         let b = method("b", vec![step("conv", vec![0.5], vec![])]);
         assert!(randomisation_bands(&[a, b], Similarity::Spearman).is_err());
         let a = method("a", vec![step("fc", vec![0.5], vec![])]);
-        let err = randomisation_bands(&[a], Similarity::Ssim).unwrap_err().to_string();
+        let err = randomisation_bands(&[a], Similarity::Ssim)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("SSIM"), "{err}");
         assert!(randomisation_bands::<MethodRandomisation>(&[], Similarity::Spearman).is_err());
         assert!(randomisation_bands(&[method("e", vec![])], Similarity::Spearman).is_err());
