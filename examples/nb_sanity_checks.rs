@@ -547,7 +547,7 @@ fn main() -> cnn_explain::Result<()> {
         &xs,
         &Target::Predicted,
         &cases,
-        1e-3,
+        1e-2,
     )?;
     println!(
         "invariance check of {} cases on {} images: {:.1} s",
@@ -582,7 +582,7 @@ fn main() -> cnn_explain::Result<()> {
             "method",
             "largest |difference|",
             "relative to the map's largest value",
-            "input-invariant (1e-3)",
+            "input-invariant (1e-2)",
         ],
         &inv_rows,
     )?;
