@@ -56,6 +56,10 @@ pub struct DefaultRun {
     /// Names what [`train_or_load_with`]'s extras (irrelevant masks, probes) add to the run, so
     /// runs with other extras get another cache folder; empty for none.
     pub tag: String,
+    /// Train on the training labels permuted at random with this seed
+    /// ([`crate::quality::permute_labels`]), for the data randomisation test of Adebayo et al. 2018;
+    /// `None` (the default) trains on the true labels. Validation and test sets keep theirs.
+    pub permute_labels: Option<u64>,
 }
 
 impl Default for DefaultRun {
@@ -86,6 +90,7 @@ impl Default for DefaultRun {
             model: ZooConfig::default(),
             train,
             tag: String::new(),
+            permute_labels: None,
         }
     }
 }
@@ -123,11 +128,20 @@ impl DefaultRun {
         if !self.tag.is_empty() {
             text += &format!("|tag={}", self.tag);
         }
+        // Only when set, so the fingerprints (and caches) of true-label runs stay as they were.
+        if let Some(seed) = self.permute_labels {
+            text.push_str(&format!("|permuted labels {seed}"));
+        }
         // FNV-1a: stable across Rust versions, unlike std's DefaultHasher.
         let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
         });
-        format!("{}-{hash:016x}", self.model.arch.name())
+        let tag = if self.permute_labels.is_some() {
+            "-permuted"
+        } else {
+            ""
+        };
+        format!("{}{tag}-{hash:016x}", self.model.arch.name())
     }
 }
 
@@ -138,7 +152,8 @@ pub struct Trained {
     pub vs: nn::VarStore,
     /// The model, layers reachable by name.
     pub model: Staged,
-    /// Train, validation and test splits (regenerated from the seed, identical to training's).
+    /// Train, validation and test splits (regenerated from the seed, identical to training's), with
+    /// their true labels (also for a run with [`DefaultRun::permute_labels`]).
     pub data: Splits,
     /// One record per epoch, with the tracked test set's predictions.
     pub history: History,
@@ -194,7 +209,11 @@ pub fn train_or_load_with(
         history_path: Some(history_path),
         ..run.train.clone()
     };
-    let mut fit_data = FitData::new(&data.train)
+    let permuted = match run.permute_labels {
+        Some(seed) => Some(crate::quality::permute_labels(&data.train, seed)?),
+        None => None,
+    };
+    let mut fit_data = FitData::new(permuted.as_ref().unwrap_or(&data.train))
         .with_val(&data.val)
         .with_test(&data.test);
     if let Some(m) = irrelevant {
@@ -269,5 +288,30 @@ impl TrainingLock {
 impl Drop for TrainingLock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_permuted_label_run_has_its_own_cache_folder_and_the_default_keeps_its_own() {
+        let run = DefaultRun::default();
+        let permuted = DefaultRun {
+            permute_labels: Some(1),
+            ..run.clone()
+        };
+        let (a, b) = (run.fingerprint(), permuted.fingerprint());
+        assert!(
+            !a.contains("permuted") && b.starts_with("small_cnn-permuted-"),
+            "{a} {b}"
+        );
+        assert_ne!(a[a.len() - 16..], b[b.len() - 16..]);
+        let other_seed = DefaultRun {
+            permute_labels: Some(2),
+            ..run
+        };
+        assert_ne!(other_seed.fingerprint(), b);
     }
 }

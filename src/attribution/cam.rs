@@ -515,6 +515,12 @@ impl<W: CamWeights> Attribution for Cam<W> {
 /// Per-sample min-max normalisation of `maps` `[N, ...]` to `[0, 1]`; a constant map (all zero,
 /// or all negative after a ReLU) becomes zeros instead of NaN.
 ///
+/// A *nearly* constant map, whose range `max - min` is at most [`CONSTANT_MAP_TOLERANCE`] times its
+/// largest magnitude `max(|min|, |max|)`, also becomes zeros: such a range is rounding noise (a few
+/// `f32` units in the last place), and stretching it to `[0, 1]` would draw noise as a full-range
+/// map. The tolerance is relative, so a map of tiny but genuinely varying values (`[0, 1e-20]`) is
+/// normalised as usual.
+///
 /// ```
 /// use cnn_explain::attribution::cam::normalize;
 /// use tch::Tensor;
@@ -532,11 +538,23 @@ pub fn normalize(maps: &Tensor) -> Result<Tensor> {
     let lo = flat.f_amin(1, true)?;
     let hi = flat.f_amax(1, true)?;
     let range = &hi - &lo;
-    // Where the range is zero (constant map) the numerator is zero too: divide by 1 instead.
-    let safe = range.f_where_scalarother(&range.gt(0.0), 1.0)?;
-    let out = ((flat - lo) / safe).nan_to_num(0.0, 0.0, 0.0);
+    let magnitude = lo.abs().f_maximum(&hi.abs())?;
+    // A map is varying when its range exceeds the relative tolerance (and is not zero: the
+    // comparison with an all-zero magnitude is `0 > 0`, false). Constant and nearly constant maps
+    // become zeros; their denominator is set to 1 so nothing divides by zero.
+    let varying = range
+        .gt_tensor(&(magnitude * CONSTANT_MAP_TOLERANCE))
+        .f_logical_and(&range.gt(0.0))?;
+    let safe = range.f_where_scalarother(&varying, 1.0)?;
+    let out = ((flat - lo) / safe)
+        .f_where_scalarother(&varying, 0.0)?
+        .nan_to_num(0.0, 0.0, 0.0);
     Ok(out.f_view(size.as_slice())?)
 }
+
+/// The relative range below which [`normalize`] treats a map as constant (and returns zeros):
+/// `1e-6`, about eight units in the last place of an `f32` value.
+pub const CONSTANT_MAP_TOLERANCE: f64 = 1e-6;
 
 // ---------------------------------------------------------------------------------------------
 // Weightings
@@ -1108,5 +1126,37 @@ mod tests {
         let out = Vec::<f32>::try_from(normalize(&maps).unwrap().flatten(0, -1)).unwrap();
         assert_eq!(out, [0., 0., 0., 0., 0., 0.5, 1., 1. / 3.]);
         assert!(normalize(&Tensor::zeros([0, 1], (Kind::Float, tch::Device::Cpu))).is_err());
+    }
+
+    #[test]
+    fn normalize_gives_zeros_for_nearly_constant_maps_not_blown_up_noise() {
+        // Sample 0: 3 plus rounding-level noise (range 2.4e-7 relative, two f32 ulps at 3); the old
+        // normalisation stretched it to [0, 1]. Sample 1: the same noise on 1e-20 (relative range
+        // 1, a real if tiny map) keeps its shape. Sample 2: a map with a range of 1e-5 relative is
+        // above the tolerance and is normalised.
+        let ulp = f32::EPSILON * 2.0;
+        let maps = Tensor::from_slice(&[
+            3f32,
+            3. + 2. * ulp,
+            3.,
+            3. + ulp,
+            0.,
+            2e-20,
+            0.,
+            1e-20,
+            1.,
+            1.00001,
+            1.,
+            1.,
+        ])
+        .view([3, 1, 2, 2]);
+        let out = Vec::<f32>::try_from(normalize(&maps).unwrap().flatten(0, -1)).unwrap();
+        assert_eq!(out[..4], [0., 0., 0., 0.], "{out:?}");
+        assert_eq!(out[4..8], [0., 1., 0., 0.5], "{out:?}");
+        assert_eq!(out[8..], [0., 1., 0., 0.], "{out:?}");
+        // In f64 too (the input is converted to f32 first, so the same rule applies).
+        let d = Tensor::from_slice(&[7.0f64, 7.0 + 1e-12, 7.0, 7.0]).view([1, 1, 2, 2]);
+        let out = Vec::<f32>::try_from(normalize(&d).unwrap().flatten(0, -1)).unwrap();
+        assert_eq!(out, [0., 0., 0., 0.]);
     }
 }

@@ -57,7 +57,8 @@ pub use randomisation::{
 pub use robustness::{max_sensitivity, MaxSensitivityConfig};
 pub use similarity::{spearman, ssim, SsimConfig, SsimWindow};
 pub use summary::{
-    evaluate, evaluate_values, markdown_table, QualityConfig, QualityRow, QualityValues, Summary,
+    evaluate, evaluate_values, evaluate_with_curves, markdown_table, QualityConfig, QualityEvaluation,
+    QualityRow, QualityValues, Summary,
 };
 
 use crate::{Error, Result};

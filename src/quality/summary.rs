@@ -2,7 +2,7 @@
 //! images, as mean and standard deviation, with the time the method took per image.
 
 use super::complexity::{entropy, sparseness};
-use super::faithfulness::{deletion, insertion, FaithfulnessConfig, Fill};
+use super::faithfulness::{deletion, insertion, Curve, FaithfulnessConfig, Fill};
 use super::localisation::{energy_pointing_game, pointing_game};
 use super::{mean, std_dev};
 use crate::attribution::{check_positive, Attribution, Target};
@@ -229,7 +229,133 @@ pub fn evaluate(
     target: &Target,
     config: &QualityConfig,
 ) -> Result<QualityRow> {
-    Ok(evaluate_values(method, model, images, masks, target, config)?.summary())
+    Ok(evaluate_with_curves(method, model, images, masks, target, config)?.row)
+}
+
+/// A quality-table row with the deletion and insertion curves it was computed from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityEvaluation {
+    /// The row of the table.
+    pub row: QualityRow,
+    /// The per-image values the row summarises.
+    pub values: QualityValues,
+    /// Every image's deletion curve, in image order.
+    pub deletion: Curve,
+    /// Every image's insertion curve, in image order.
+    pub insertion: Curve,
+}
+
+/// [`evaluate`], also returning every image's deletion and insertion curve (to draw them without
+/// computing the maps twice).
+///
+/// ```
+/// use cnn_explain::attribution::{gradient::Saliency, Target};
+/// use cnn_explain::prelude::*;
+/// use cnn_explain::quality::{evaluate_with_curves, QualityConfig};
+/// let vs = tch::nn::VarStore::new(Device::Cpu);
+/// let model = Staged::new(1, 2, Device::Cpu)
+///     .leaf("flat", tch::nn::func(|xs| xs.flatten(1, -1)))
+///     .leaf("fc", tch::nn::linear(vs.root() / "fc", 16, 2, Default::default()));
+/// let xs = Tensor::rand([3, 1, 4, 4], (Kind::Float, Device::Cpu));
+/// let mut config = QualityConfig { batch: 2, ..Default::default() };
+/// config.deletion.step = 4;
+/// config.insertion.step = 4;
+/// let e = evaluate_with_curves(&Saliency::default(), &model, &xs, None, &Target::Class(0), &config)?;
+/// assert_eq!(e.deletion.fractions, [0.0, 0.25, 0.5, 0.75, 1.0]);
+/// assert_eq!((e.deletion.scores.len(), e.insertion.auc.len()), (3, 3));
+/// assert!((e.row.deletion_auc.mean - cnn_explain::quality::mean(&e.deletion.auc)).abs() < 1e-12);
+/// # Ok::<(), cnn_explain::Error>(())
+/// ```
+pub fn evaluate_with_curves(
+    method: &dyn Attribution,
+    model: &dyn Model,
+    images: &Tensor,
+    masks: Option<&Tensor>,
+    target: &Target,
+    config: &QualityConfig,
+) -> Result<QualityEvaluation> {
+    check_positive("batch", config.batch)?;
+    model.check_input(images)?;
+    let n = images.size()[0];
+    if let Target::PerSample(v) = target {
+        if v.len() as i64 != n {
+            return Err(Error::invalid(
+                "target",
+                format!("Target::PerSample has {} classes for {n} images", v.len()),
+            ));
+        }
+    }
+    if let Some(m) = masks {
+        let (s, ms) = (images.size(), m.size());
+        if ms != [s[0], 1, s[2], s[3]] {
+            return Err(Error::shape(
+                "masks",
+                format!("[{}, 1, {}, {}] (one mask per image)", s[0], s[2], s[3]),
+                &ms,
+            ));
+        }
+    }
+    let mut values: [Vec<f64>; 6] = Default::default();
+    let mut curves: [Option<Curve>; 2] = [None, None];
+    let mut seconds = 0.0;
+    let mut start = 0i64;
+    while start < n {
+        let len = (config.batch as i64).min(n - start);
+        let xs = images.f_narrow(0, start, len)?;
+        let t = match target {
+            Target::PerSample(v) => Target::PerSample(v[start as usize..(start + len) as usize].to_vec()),
+            other => other.clone(),
+        };
+        let clock = Instant::now();
+        let map = method.attribute(model, &xs, &t)?.detach();
+        seconds += clock.elapsed().as_secs_f64();
+        let del = deletion(model, &xs, &map, &t, &config.deletion)?;
+        let ins = insertion(model, &xs, &map, &t, &config.insertion)?;
+        values[0].extend(del.auc.iter().copied());
+        values[1].extend(ins.auc.iter().copied());
+        for (slot, c) in curves.iter_mut().zip([del, ins]) {
+            match slot {
+                Some(all) => {
+                    all.scores.extend(c.scores);
+                    all.auc.extend(c.auc);
+                    all.classes.extend(c.classes);
+                }
+                None => *slot = Some(c),
+            }
+        }
+        if let Some(m) = masks {
+            let m = m.f_narrow(0, start, len)?;
+            let hits = pointing_game(&map, &m, config.pointing_tolerance)?;
+            values[2].extend(hits.iter().map(|&h| if h { 1.0 } else { 0.0 }));
+            values[3].extend(energy_pointing_game(&map, &m)?);
+        }
+        values[4].extend(sparseness(&map)?);
+        values[5].extend(entropy(&map)?);
+        start += len;
+    }
+    let values = QualityValues {
+        method: method.name(),
+        pointing_game: masks.map(|_| std::mem::take(&mut values[2])),
+        energy_pointing_game: masks.map(|_| std::mem::take(&mut values[3])),
+        deletion_auc: std::mem::take(&mut values[0]),
+        insertion_auc: std::mem::take(&mut values[1]),
+        sparseness: std::mem::take(&mut values[4]),
+        entropy: std::mem::take(&mut values[5]),
+        seconds,
+    };
+    let [del, ins] = curves;
+    let empty = || Curve {
+        fractions: Vec::new(),
+        scores: Vec::new(),
+        auc: Vec::new(),
+        classes: Vec::new(),
+    };
+    Ok(QualityEvaluation {
+        row: values.summary(),
+        values,
+        deletion: del.unwrap_or_else(empty),
+        insertion: ins.unwrap_or_else(empty),
+    })
 }
 
 /// The per-image values behind [`evaluate`]'s row: `method` on `images` `[N, C, H, W]` with optional
@@ -272,62 +398,7 @@ pub fn evaluate_values(
     target: &Target,
     config: &QualityConfig,
 ) -> Result<QualityValues> {
-    check_positive("batch", config.batch)?;
-    model.check_input(images)?;
-    let n = images.size()[0];
-    if let Target::PerSample(v) = target {
-        if v.len() as i64 != n {
-            return Err(Error::invalid(
-                "target",
-                format!("Target::PerSample has {} classes for {n} images", v.len()),
-            ));
-        }
-    }
-    if let Some(m) = masks {
-        let (s, ms) = (images.size(), m.size());
-        if ms != [s[0], 1, s[2], s[3]] {
-            return Err(Error::shape(
-                "masks",
-                format!("[{}, 1, {}, {}] (one mask per image)", s[0], s[2], s[3]),
-                &ms,
-            ));
-        }
-    }
-    let mut values: [Vec<f64>; 6] = Default::default();
-    let mut seconds = 0.0;
-    let mut start = 0i64;
-    while start < n {
-        let len = (config.batch as i64).min(n - start);
-        let xs = images.f_narrow(0, start, len)?;
-        let t = match target {
-            Target::PerSample(v) => Target::PerSample(v[start as usize..(start + len) as usize].to_vec()),
-            other => other.clone(),
-        };
-        let clock = Instant::now();
-        let map = method.attribute(model, &xs, &t)?.detach();
-        seconds += clock.elapsed().as_secs_f64();
-        values[0].extend(deletion(model, &xs, &map, &t, &config.deletion)?.auc);
-        values[1].extend(insertion(model, &xs, &map, &t, &config.insertion)?.auc);
-        if let Some(m) = masks {
-            let m = m.f_narrow(0, start, len)?;
-            let hits = pointing_game(&map, &m, config.pointing_tolerance)?;
-            values[2].extend(hits.iter().map(|&h| if h { 1.0 } else { 0.0 }));
-            values[3].extend(energy_pointing_game(&map, &m)?);
-        }
-        values[4].extend(sparseness(&map)?);
-        values[5].extend(entropy(&map)?);
-        start += len;
-    }
-    Ok(QualityValues {
-        method: method.name(),
-        pointing_game: masks.map(|_| std::mem::take(&mut values[2])),
-        energy_pointing_game: masks.map(|_| std::mem::take(&mut values[3])),
-        deletion_auc: std::mem::take(&mut values[0]),
-        insertion_auc: std::mem::take(&mut values[1]),
-        sparseness: std::mem::take(&mut values[4]),
-        entropy: std::mem::take(&mut values[5]),
-        seconds,
-    })
+    Ok(evaluate_with_curves(method, model, images, masks, target, config)?.values)
 }
 
 /// The quality table as Markdown: one row per method, every metric as `mean ± std` over the

@@ -41,6 +41,7 @@ pub mod evolution;
 mod figure;
 pub mod grid;
 pub mod heatmap;
+pub mod quality;
 
 pub use backend::{AnyBackend, AnyBackendError};
 pub use charts::{BarChart, BarColumn, LineChart, MatrixCells, MatrixChart, Series};
