@@ -309,7 +309,7 @@ fn main() -> cnn_explain::Result<()> {
     let real: Vec<&QualityRow> = rows.iter().filter(|r| r.method != "random map").collect();
     let random_row = rows.iter().find(|r| r.method == "random map");
     let by = |what: &str, key: &dyn Fn(&QualityRow) -> f64, higher: bool| {
-        let mut v: Vec<(String, f64)> = real.iter().map(|r| (r.method.clone(), key(*r))).collect();
+        let mut v: Vec<(String, f64)> = real.iter().map(|r| (r.method.clone(), key(r))).collect();
         v.sort_by(|a, b| {
             if higher {
                 b.1.total_cmp(&a.1)

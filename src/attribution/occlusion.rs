@@ -262,7 +262,6 @@ pub(crate) fn eval_logits(model: &dyn Model, xs: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
     use crate::attribution::test_models::linear_model;
-    use crate::models::Staged;
     use tch::Device;
 
     #[test]

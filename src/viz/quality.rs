@@ -348,7 +348,7 @@ impl BandChart {
         if self.bands.is_empty() || n == 0 {
             return Err(Error::invalid("bands", "no bands or no x positions to draw"));
         }
-        if self.x.windows(2).any(|w| !(w[1] > w[0])) || self.x.iter().any(|v| !v.is_finite()) {
+        if self.x.iter().any(|v| !v.is_finite()) || self.x.windows(2).any(|w| w[1] <= w[0]) {
             return Err(Error::invalid("x", "x positions must be finite and increasing"));
         }
         if let Some(b) = self.bands.iter().find(|b| b.mean.len() != n || b.std.len() != n) {

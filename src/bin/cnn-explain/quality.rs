@@ -7,6 +7,7 @@ use crate::SourceArgs;
 use clap::Args;
 use cnn_explain::attribution::Target;
 use cnn_explain::eval::Shard;
+use cnn_explain::models::Model;
 use cnn_explain::quality::{evaluate_values, markdown_table, QualityConfig, QualityValues};
 use cnn_explain::rng::Rng;
 use cnn_explain::{Error, Result};
@@ -123,7 +124,7 @@ pub fn run(a: QualityArgs) -> Result<ExitCode> {
     let model = &loaded.model;
     let layer = match &a.layer {
         Some(l) => {
-            cnn_explain::models::Model::check_layer(model, l)?;
+            model.check_layer(l)?;
             l.clone()
         }
         None => common::default_layer(model)?,
