@@ -12,14 +12,15 @@
 //!   `cnn_explain::attribution::compare` and writes the table.
 //!
 //! Environment: `BENCH_THREADS` (default 2), `PEERS_REPS` (timed runs, default 5), `PEERS_QUICK=1`
-//! (the small CNN only, 2 timed runs: to check the pipeline), `PEERS_RESNET50=1` (adds ResNet-50's
-//! fast rows), `PEERS_WORK` (the work folder).
+//! (the small CNN only, 2 timed runs: to check the pipeline), `PEERS_FULL=1` (Score-CAM, occlusion
+//! and LIME on the ResNets too), `PEERS_RESNET50=1` (adds ResNet-50), `PEERS_WORK` (the work folder).
 //!
 //! Cases: the small CNN at 64x64 (layer `block3`) and ResNet-18 at 224x224 (`layer4`), batch 1 and
 //! 16, random weights (seed 0), smooth random images (seed 1); every method runs on the crate's
 //! predicted classes, passed to both sides explicitly. The slow methods (SmoothGrad, Integrated
-//! Gradients, Score-CAM, occlusion, LIME) are skipped on ResNet at batch 16 to keep the whole run
-//! under 25 minutes on 2 cores.
+//! Gradients, Score-CAM, occlusion, LIME) run at batch 1 only, and Score-CAM, occlusion and LIME on
+//! the small CNN only unless `PEERS_FULL=1`, to keep the whole run under 25 minutes on 2 shared
+//! cores.
 
 #[path = "peers/export.rs"]
 mod export;
@@ -132,7 +133,7 @@ impl Runner {
     }
 }
 
-fn bench_case(case: &Case, slow: bool, runner: &mut Runner, dir: &Path) -> Result<CaseInfo> {
+fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Result<CaseInfo> {
     let (model, xs) = (case.model as &dyn Model, &case.xs);
     let target = Target::PerSample(Vec::<i64>::try_from(&case.classes)?);
     let mut maps: Vec<(String, Tensor)> = Vec::new();
@@ -141,9 +142,11 @@ fn bench_case(case: &Case, slow: bool, runner: &mut Runner, dir: &Path) -> Resul
     runner.run(case, "floor", &mut maps, || floor(model, xs, &case.classes))?;
     let saliency = Saliency::default();
     runner.run(case, "saliency", &mut maps, || saliency.attribute(model, xs, &target))?;
-    if slow {
+    if slow.contains(&"smoothgrad") {
         let sg = NoiseTunnel::smooth(Saliency::default());
         runner.run(case, "smoothgrad", &mut maps, || sg.attribute(model, xs, &target))?;
+    }
+    if slow.contains(&"ig") {
         let ig = IntegratedGradients::default();
         runner.run(case, "ig", &mut maps, || ig.attribute(model, xs, &target))?;
     }
@@ -154,7 +157,7 @@ fn bench_case(case: &Case, slow: bool, runner: &mut Runner, dir: &Path) -> Resul
     runner.run(case, "gradcampp", &mut maps, || gcpp.attribute(model, xs, &target))?;
     let lc = LayerCam::new(layer);
     runner.run(case, "layercam", &mut maps, || lc.attribute(model, xs, &target))?;
-    if slow {
+    if slow.contains(&"scorecam") {
         let sc = ScoreCam::new(layer);
         runner.run(case, "scorecam", &mut maps, || sc.attribute(model, xs, &target))?;
         // pytorch-grad-cam makes its masks the other way round: the crate's option for it, untimed.
@@ -164,6 +167,8 @@ fn bench_case(case: &Case, slow: bool, runner: &mut Runner, dir: &Path) -> Resul
             "scorecam@pytorch-grad-cam".into(),
             sc_pgc.attribute(model, xs, &target)?,
         ));
+    }
+    if slow.contains(&"occlusion") {
         let occ = Occlusion {
             window: (16, 16),
             stride: (8, 8),
@@ -172,6 +177,8 @@ fn bench_case(case: &Case, slow: bool, runner: &mut Runner, dir: &Path) -> Resul
             batch: 64,
         };
         runner.run(case, "occlusion", &mut maps, || occ.attribute(model, xs, &target))?;
+    }
+    if slow.contains(&"lime") {
         let lime = Lime::default();
         runner.run(case, "lime", &mut maps, || lime.attribute(model, xs, &target))?;
     }
@@ -273,6 +280,7 @@ fn run() -> Result<()> {
         .unwrap_or(2);
     tch::set_num_threads(threads);
     let quick = env_flag("PEERS_QUICK");
+    let full = env_flag("PEERS_FULL");
     let reps = std::env::var("PEERS_REPS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
@@ -325,7 +333,15 @@ fn run() -> Result<()> {
                 xs,
                 classes,
             };
-            let slow = name == "small_cnn" || batch == 1 && name == "resnet18";
+            // The slow methods (25 to 1,000 passes per image) at batch 1 only (their cost per image
+            // hardly depends on the batch), and Score-CAM, occlusion and LIME on ResNet only with
+            // PEERS_FULL=1: with three libraries each, they alone would take over an hour on 2 shared cores.
+            let all = ["smoothgrad", "ig", "scorecam", "occlusion", "lime"];
+            let slow: &[&str] = match (name, batch, full) {
+                (_, 1, true) | ("small_cnn", 1, _) => &all,
+                ("resnet18", 1, false) => &all[..2],
+                _ => &[],
+            };
             cases.push(bench_case(&case, slow, &mut runner, &dir)?);
         }
     }

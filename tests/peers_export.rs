@@ -142,7 +142,7 @@ fn report_joins_rows_ratios_and_agreement() {
     assert_eq!(lc.agrees, Some(false));
 
     let md = markdown(&rows, &run, &peers);
-    assert!(md.contains("| m | 2 | gradcam | 0.1500 [0.1000-0.4500] | 1.00 | pgc | 0.3000 [0.3000-0.3000] | 2.00 | 0.0e0 ok |"), "{md}");
+    assert!(md.contains("| m | 2 | gradcam | 0.1500 [0.1000, 0.4500] | 1.00 | pgc | 0.3000 [0.3000, 0.3000] | 2.00 | 0.0e0 ok |"), "{md}");
     assert!(md.contains("| **0.50** |"), "a slower crate is marked: {md}");
     assert!(md.contains("DIFFERS"), "{md}");
 }

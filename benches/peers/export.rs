@@ -373,7 +373,7 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
         .collect::<Vec<_>>()
         .join(", ");
     let mut md = format!(
-        "Seconds per image, median of {} runs after {} warm-up [fastest-slowest]; {} threads on both sides \
+        "Seconds per image, median of {} runs after {} warm-up [fastest, slowest]; {} threads on both sides \
          (crate: libtorch from torch 2.13.0; Python: {versions}).\n\
          Load average (1, 5, 15 min): crate side {} -> {}; Python side {} -> {}.\n\
          `x floor`: crate time / crate forward+backward to the input on the same case. `peer / crate` > 1: the crate is faster. \
@@ -410,7 +410,7 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
             }
         });
         md.push_str(&format!(
-            "| {} | {} | {} | {} [{}-{}] | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} [{}, {}] | {} | {} | {} | {} | {} |\n",
             r.model,
             r.batch,
             r.method,
@@ -420,7 +420,7 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
             r.crate_over_floor.map_or("-".into(), |v| format!("{v:.2}")),
             r.peer.as_deref().unwrap_or("-"),
             match (r.peer_s_per_image, r.peer_spread) {
-                (Some(m), Some((lo, hi))) => format!("{} [{}-{}]", secs(m), secs(lo), secs(hi)),
+                (Some(m), Some((lo, hi))) => format!("{} [{}, {}]", secs(m), secs(lo), secs(hi)),
                 _ => "-".into(),
             },
             ratio,
