@@ -141,7 +141,9 @@ fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Re
     runner.run(case, "forward", &mut maps, || tch::no_grad(|| model.logits(xs)))?;
     runner.run(case, "floor", &mut maps, || floor(model, xs, &case.classes))?;
     let saliency = Saliency::default();
-    runner.run(case, "saliency", &mut maps, || saliency.attribute(model, xs, &target))?;
+    runner.run(case, "saliency", &mut maps, || {
+        saliency.attribute(model, xs, &target)
+    })?;
     if slow.contains(&"smoothgrad") {
         let sg = NoiseTunnel::smooth(Saliency::default());
         runner.run(case, "smoothgrad", &mut maps, || sg.attribute(model, xs, &target))?;
@@ -154,7 +156,9 @@ fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Re
     let gc = GradCam::new(layer);
     runner.run(case, "gradcam", &mut maps, || gc.attribute(model, xs, &target))?;
     let gcpp = GradCamPlusPlus::new(layer);
-    runner.run(case, "gradcampp", &mut maps, || gcpp.attribute(model, xs, &target))?;
+    runner.run(case, "gradcampp", &mut maps, || {
+        gcpp.attribute(model, xs, &target)
+    })?;
     let lc = LayerCam::new(layer);
     runner.run(case, "layercam", &mut maps, || lc.attribute(model, xs, &target))?;
     if slow.contains(&"scorecam") {
@@ -386,8 +390,18 @@ fn report() -> Result<()> {
     println!("{md}\nwritten to {}", out.join("peers.{md,json}").display());
     let wrong: Vec<String> = rows
         .iter()
-        .filter(|r| r.agrees == Some(false) && known_difference(&r.method, r.peer.as_deref().unwrap_or("")).is_none())
-        .map(|r| format!("{} b{} {} vs {}", r.model, r.batch, r.method, r.peer.as_deref().unwrap_or("?")))
+        .filter(|r| {
+            r.agrees == Some(false) && known_difference(&r.method, r.peer.as_deref().unwrap_or("")).is_none()
+        })
+        .map(|r| {
+            format!(
+                "{} b{} {} vs {}",
+                r.model,
+                r.batch,
+                r.method,
+                r.peer.as_deref().unwrap_or("?")
+            )
+        })
         .collect();
     if !wrong.is_empty() {
         println!("maps that differ from the peer's beyond {TOLERANCE:e}: {wrong:?}");

@@ -109,7 +109,9 @@ fn report_joins_rows_ratios_and_agreement() {
     };
     let peers = PeerRun {
         threads: 2,
-        versions: [("torch".to_string(), "2.13.0".to_string())].into_iter().collect(),
+        versions: [("torch".to_string(), "2.13.0".to_string())]
+            .into_iter()
+            .collect(),
         load: vec![],
         rows: vec![
             timed("m", 2, "gradcam", "pgc", &[0.6, 0.6, 0.6]),

@@ -48,7 +48,11 @@ fn flat_pair(a: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor)> {
     }
     let prep = |t: &Tensor| -> Result<Tensor> {
         let t = t.to_device(tch::Device::Cpu).to_kind(Kind::Double);
-        Ok(if sa.len() == 1 { t.f_view([sa[0], 1])? } else { t.f_flatten(1, -1)? })
+        Ok(if sa.len() == 1 {
+            t.f_view([sa[0], 1])?
+        } else {
+            t.f_flatten(1, -1)?
+        })
     };
     Ok((prep(a)?, prep(b)?))
 }
@@ -186,7 +190,11 @@ mod tests {
     fn shapes_must_match() {
         let a = t(&[0., 1., 2., 3.], &[1, 4]);
         let b = t(&[0., 1., 2., 3.], &[2, 2]);
-        assert!(matches!(agreement(&a, &b), Err(Error::Shape { .. })), "{:?}", agreement(&a, &b));
+        assert!(
+            matches!(agreement(&a, &b), Err(Error::Shape { .. })),
+            "{:?}",
+            agreement(&a, &b)
+        );
         let empty = Tensor::zeros([0, 4], (Kind::Float, tch::Device::Cpu));
         assert!(normalized_max_abs_diff(&empty, &empty).is_err());
     }
