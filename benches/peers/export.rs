@@ -267,9 +267,12 @@ pub fn known_difference(method: &str, peer: &str) -> Option<&'static str> {
     }
 }
 
+/// The crate's and the peers' maps of each case `(model, batch)`, by name.
+type CaseMaps = HashMap<(String, i64), (HashMap<String, Tensor>, HashMap<String, Tensor>)>;
+
 /// Joins the crate's and the peers' rows and maps of the work folder `dir` into report rows.
 pub fn report_rows(dir: &Path, crate_run: &CrateRun, peers: &PeerRun) -> Result<Vec<ReportRow>> {
-    let mut maps: HashMap<(String, i64), (HashMap<String, Tensor>, HashMap<String, Tensor>)> = HashMap::new();
+    let mut maps: CaseMaps = HashMap::new();
     for c in &crate_run.cases {
         let mine = read_tensors(&dir.join(&c.maps))?;
         let peer_path = dir.join(peer_maps_file(&c.model, c.batch));

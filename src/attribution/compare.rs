@@ -43,7 +43,7 @@ fn flat_pair(a: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor)> {
     if sa != sb {
         return Err(Error::shape("b", format!("the shape of a, {sa:?}"), &sb));
     }
-    if sa.is_empty() || sa[0] == 0 || sa.iter().any(|&d| d == 0) {
+    if sa.is_empty() || sa[0] == 0 || sa.contains(&0) {
         return Err(Error::shape("a", "[N, ...] with N >= 1 and no empty axis", &sa));
     }
     let prep = |t: &Tensor| -> Result<Tensor> {
