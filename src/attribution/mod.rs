@@ -18,6 +18,7 @@ use crate::{Error, Result};
 use tch::{Kind, Tensor};
 
 pub mod cam;
+pub mod compare;
 
 /// Which class each sample's map explains.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -1,0 +1,438 @@
+//! The files the crate side of `benches/peers.rs` shares with the Python side
+//! (`scripts/bench/peers.py`), and the report that joins both. Included by the bench and by
+//! `tests/peers_export.rs` (`#[path]`), so the format is tested without running the benchmark.
+//!
+//! The work folder (`target/bench-peers/work/`) holds:
+//! - `crate.json` ([`CrateRun`]): settings, models, cases and the crate's timed rows;
+//! - `<model>.safetensors`: the model's weights under torchvision's names (`weights::save`);
+//! - `<model>_b<batch>_input.safetensors`: `input` `[N, 3, H, W]` float and `targets` `[N]` int64;
+//! - `<model>_b<batch>_crate.safetensors`: the crate's maps, one per method key (and
+//!   `<method>@<peer>` where the crate is run with a peer's convention for the comparison);
+//! - `train_data.safetensors` (`images`, `labels`) and `small_cnn_train_init.safetensors`;
+//! - written by Python: `peers.json` ([`PeerRun`]) and `<model>_b<batch>_peers.safetensors`, maps
+//!   under `<method>/<peer>`.
+
+// Each includer uses a different part.
+#![allow(dead_code)]
+
+use cnn_explain::attribution::compare;
+use cnn_explain::io::{with_atomic_path, write_atomic};
+use cnn_explain::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Largest normalised difference for a deterministic method to count as the same answer.
+pub const TOLERANCE: f64 = 1e-4;
+
+/// Median, smallest and largest of `times`.
+pub fn summary(times: &[f64]) -> (f64, f64, f64) {
+    let mut v = times.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let med = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (med, v[0], v[n - 1])
+}
+
+/// One model of the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelInfo {
+    /// `small_cnn`, `resnet18`, `resnet50` (the Python side builds it by this name).
+    pub name: String,
+    /// Number of classes.
+    pub classes: i64,
+    /// Input height and width.
+    pub size: i64,
+    /// The layer CAM methods explain (a stage name, also the Python module's name).
+    pub layer: String,
+    /// Weights file, relative to the work folder.
+    pub weights: String,
+}
+
+/// One model at one batch size.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseInfo {
+    /// The model's name.
+    pub model: String,
+    /// Images per call.
+    pub batch: i64,
+    /// `input` and `targets`, relative to the work folder.
+    pub input: String,
+    /// The crate's maps.
+    pub maps: String,
+}
+
+/// One timed method on one case.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TimedRow {
+    /// The model's name.
+    pub model: String,
+    /// Images per call.
+    pub batch: i64,
+    /// Method key (`forward`, `floor`, `saliency`, `smoothgrad`, `ig`, `gradcam`, `gradcampp`,
+    /// `scorecam`, `layercam`, `occlusion`, `lime`, `train_epoch`).
+    pub method: String,
+    /// Who ran it: `crate`, or the peer library (`torch`, `captum`, `pytorch-grad-cam`, `torchcam`,
+    /// `lime`).
+    pub who: String,
+    /// Seconds of each timed run (after the warm-up), for the whole call.
+    pub times: Vec<f64>,
+    /// Images per call (the batch, or the number of training images for `train_epoch`).
+    pub images: i64,
+    /// A remark (settings that differ, why a map is not compared).
+    #[serde(default)]
+    pub note: String,
+}
+
+impl TimedRow {
+    /// Median, min and max seconds per image.
+    pub fn per_image(&self) -> (f64, f64, f64) {
+        let (m, lo, hi) = summary(&self.times);
+        let n = self.images.max(1) as f64;
+        (m / n, lo / n, hi / n)
+    }
+}
+
+/// The training row's settings and files.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainInfo {
+    /// `images` `[N, 3, 64, 64]` and `labels` `[N]`, relative to the work folder.
+    pub data: String,
+    /// The small CNN's initial weights, relative to the work folder.
+    pub init: String,
+    /// Mini-batch size.
+    pub batch_size: i64,
+    /// Learning rate (constant).
+    pub lr: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// SGD weight decay.
+    pub weight_decay: f64,
+}
+
+/// What the crate side ran (`crate.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CrateRun {
+    /// libtorch intra-op threads.
+    pub threads: i32,
+    /// Untimed runs before the timed ones.
+    pub warmup: usize,
+    /// Timed runs.
+    pub reps: usize,
+    /// `/proc/loadavg` before and after the crate side.
+    pub load: Vec<String>,
+    /// The method settings, as text (the Python side uses the same ones).
+    pub settings: Vec<String>,
+    /// The models.
+    pub models: Vec<ModelInfo>,
+    /// The cases.
+    pub cases: Vec<CaseInfo>,
+    /// The crate's timed rows.
+    pub rows: Vec<TimedRow>,
+    /// The training row, if run.
+    pub train: Option<TrainInfo>,
+}
+
+/// What the Python side ran (`peers.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PeerRun {
+    /// torch's intra-op threads.
+    pub threads: i32,
+    /// Library versions (`torch`, `captum`, ...).
+    pub versions: HashMap<String, String>,
+    /// `/proc/loadavg` before and after the Python side.
+    pub load: Vec<String>,
+    /// The peers' timed rows.
+    pub rows: Vec<TimedRow>,
+}
+
+/// Methods whose maps depend on random draws: compared by correlation, not to [`TOLERANCE`].
+pub fn is_random(method: &str) -> bool {
+    matches!(method, "smoothgrad" | "lime" | "train_epoch")
+}
+
+/// The work folder: `$CARGO_TARGET_DIR` (or `target`) `/bench-peers/work`, or `PEERS_WORK`.
+pub fn work_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("PEERS_WORK") {
+        return PathBuf::from(d);
+    }
+    PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+        .join("bench-peers")
+        .join("work")
+}
+
+/// Input file name of a case.
+pub fn input_file(model: &str, batch: i64) -> String {
+    format!("{model}_b{batch}_input.safetensors")
+}
+
+/// The crate's map file of a case.
+pub fn crate_maps_file(model: &str, batch: i64) -> String {
+    format!("{model}_b{batch}_crate.safetensors")
+}
+
+/// The peers' map file of a case.
+pub fn peer_maps_file(model: &str, batch: i64) -> String {
+    format!("{model}_b{batch}_peers.safetensors")
+}
+
+/// Writes named tensors as safetensors (contiguous, on the CPU), atomically.
+pub fn write_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
+    let named: Vec<(&str, Tensor)> = named
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.to_device(Device::Cpu).contiguous()))
+        .collect();
+    with_atomic_path(path, |tmp| Ok(Tensor::write_safetensors(&named, tmp)?))
+}
+
+/// Reads a safetensors file into a map by name.
+pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    let v = Tensor::read_safetensors(path)
+        .map_err(|e| Error::data(path, format!("cannot read safetensors: {e}")))?;
+    Ok(v.into_iter().collect())
+}
+
+/// Writes a value as pretty JSON, atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let json = serde_json::to_string_pretty(value).map_err(|e| Error::invalid("json", e.to_string()))?;
+    write_atomic(path, json.as_bytes())
+}
+
+/// Reads JSON written by [`write_json`] (or by the Python side).
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::data(path, format!("bad JSON: {e}")))
+}
+
+/// The first line of `/proc/loadavg` (empty where there is none), with the time.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// One line of the report: a crate row next to one peer (or none).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReportRow {
+    /// The model's name.
+    pub model: String,
+    /// Images per call.
+    pub batch: i64,
+    /// Method key.
+    pub method: String,
+    /// Crate: median seconds per image.
+    pub crate_s_per_image: f64,
+    /// Crate: fastest and slowest run, seconds per image.
+    pub crate_spread: (f64, f64),
+    /// Crate time over the crate's floor (forward + backward to the input) on the same case.
+    pub crate_over_floor: Option<f64>,
+    /// The peer library (`None`: no peer has the method).
+    pub peer: Option<String>,
+    /// Peer: median seconds per image.
+    pub peer_s_per_image: Option<f64>,
+    /// Peer: fastest and slowest run, seconds per image.
+    pub peer_spread: Option<(f64, f64)>,
+    /// Peer time over crate time (> 1: the crate is faster).
+    pub peer_over_crate: Option<f64>,
+    /// `max_abs_diff` (deterministic methods) or `correlation` (random ones).
+    pub agreement_metric: Option<String>,
+    /// The agreement value.
+    pub agreement: Option<f64>,
+    /// Whether the maps agree (`max_abs_diff <= TOLERANCE`); `None` for random methods.
+    pub agrees: Option<bool>,
+    /// Remarks.
+    pub note: String,
+}
+
+/// Known, explained disagreements, keyed `method/peer`.
+pub fn known_difference(method: &str, peer: &str) -> Option<&'static str> {
+    match (method, peer) {
+        ("gradcampp", "torchcam") => Some(
+            "torchcam 0.5.0's GradCAMpp never divides alpha (`alpha[mask].div_(...)` acts on a copy), so its \
+             weights are sum g^2 relu(g), not the paper's: a different map, see README",
+        ),
+        ("lime", "lime") => Some("random sampling and scikit-image's SLIC vs the crate's SLIC: correlation only"),
+        ("smoothgrad", _) => Some("random noise on both sides: correlation only"),
+        ("scorecam", "pytorch-grad-cam") => {
+            Some("compared with the crate's `pytorch_grad_cam_masks: true` map (masks upsampled then normalised)")
+        }
+        _ => None,
+    }
+}
+
+/// The crate's and the peers' maps of each case `(model, batch)`, by name.
+type CaseMaps = HashMap<(String, i64), (HashMap<String, Tensor>, HashMap<String, Tensor>)>;
+
+/// Joins the crate's and the peers' rows and maps of the work folder `dir` into report rows.
+pub fn report_rows(dir: &Path, crate_run: &CrateRun, peers: &PeerRun) -> Result<Vec<ReportRow>> {
+    let mut maps: CaseMaps = HashMap::new();
+    for c in &crate_run.cases {
+        let mine = read_tensors(&dir.join(&c.maps))?;
+        let peer_path = dir.join(peer_maps_file(&c.model, c.batch));
+        let theirs = if peer_path.exists() {
+            read_tensors(&peer_path)?
+        } else {
+            HashMap::new()
+        };
+        maps.insert((c.model.clone(), c.batch), (mine, theirs));
+    }
+    let floor = |model: &str, batch: i64| {
+        crate_run
+            .rows
+            .iter()
+            .find(|r| r.model == model && r.batch == batch && r.method == "floor")
+            .map(|r| r.per_image().0)
+    };
+    let mut out = Vec::new();
+    for row in &crate_run.rows {
+        let (med, lo, hi) = row.per_image();
+        let over_floor = match row.method.as_str() {
+            "train_epoch" | "floor" => None,
+            _ => floor(&row.model, row.batch).map(|f| med / f),
+        };
+        let base = ReportRow {
+            model: row.model.clone(),
+            batch: row.batch,
+            method: row.method.clone(),
+            crate_s_per_image: med,
+            crate_spread: (lo, hi),
+            crate_over_floor: over_floor,
+            peer: None,
+            peer_s_per_image: None,
+            peer_spread: None,
+            peer_over_crate: None,
+            agreement_metric: None,
+            agreement: None,
+            agrees: None,
+            note: row.note.clone(),
+        };
+        let theirs: Vec<&TimedRow> = peers
+            .rows
+            .iter()
+            .filter(|p| p.model == row.model && p.batch == row.batch && p.method == row.method)
+            .collect();
+        if theirs.is_empty() {
+            out.push(base);
+            continue;
+        }
+        for p in theirs {
+            let (pm, plo, phi) = p.per_image();
+            let mut r = base.clone();
+            r.peer = Some(p.who.clone());
+            r.peer_s_per_image = Some(pm);
+            r.peer_spread = Some((plo, phi));
+            r.peer_over_crate = Some(pm / med);
+            let mut notes: Vec<String> = [row.note.as_str(), p.note.as_str()]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.to_string())
+                .collect();
+            if let Some(k) = known_difference(&row.method, &p.who) {
+                notes.push(k.to_string());
+            }
+            if let Some((mine, theirs)) = maps.get(&(row.model.clone(), row.batch)) {
+                let special = format!("{}@{}", row.method, p.who);
+                let a = mine.get(&special).or_else(|| mine.get(&row.method));
+                let b = theirs.get(&format!("{}/{}", row.method, p.who));
+                if let (Some(a), Some(b)) = (a, b) {
+                    let ag = compare::agreement(a, b)?;
+                    if is_random(&row.method) {
+                        r.agreement_metric = Some("correlation".into());
+                        r.agreement = Some(ag.correlation);
+                    } else {
+                        r.agreement_metric = Some("max_abs_diff".into());
+                        r.agreement = Some(ag.max_abs_diff);
+                        r.agrees = Some(ag.max_abs_diff <= TOLERANCE);
+                    }
+                }
+            }
+            r.note = notes.join("; ");
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+fn secs(v: f64) -> String {
+    if v >= 1.0 {
+        format!("{v:.2}")
+    } else if v >= 0.01 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+/// The report as a Markdown table, with a header saying how it was measured.
+pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> String {
+    let mut versions: Vec<_> = peers.versions.iter().collect();
+    versions.sort();
+    let versions = versions
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut md = format!(
+        "Seconds per image, median of {} runs after {} warm-up [fastest, slowest]; {} threads on both sides \
+         (crate: libtorch from torch 2.13.0; Python: {versions}).\n\
+         Load average (1, 5, 15 min): crate side {} -> {}; Python side {} -> {}.\n\
+         `x floor`: crate time / crate forward+backward to the input on the same case. `peer / crate` > 1: the crate is faster. \
+         Agreement: max |difference| of the per-sample min-max normalised maps (deterministic methods, must be <= {TOLERANCE:e}), \
+         or Pearson correlation (random methods, `r=`).\n\n\
+         | model | batch | method | crate s/img [spread] | x floor | peer | peer s/img [spread] | peer / crate | agreement |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+        crate_run.reps,
+        crate_run.warmup,
+        crate_run.threads,
+        crate_run.load.first().map_or("?", String::as_str),
+        crate_run.load.last().map_or("?", String::as_str),
+        peers.load.first().map_or("?", String::as_str),
+        peers.load.last().map_or("?", String::as_str),
+    );
+    for r in rows {
+        let agreement = match (r.agreement_metric.as_deref(), r.agreement, r.agrees) {
+            (Some("correlation"), Some(v), _) => format!("r={v:.3}"),
+            (Some(_), Some(v), Some(true)) => format!("{v:.1e} ok"),
+            (Some(_), Some(v), _) => {
+                if r.note.contains("see README") {
+                    format!("{v:.2} (known)")
+                } else {
+                    format!("**{v:.2e} DIFFERS**")
+                }
+            }
+            _ => "-".into(),
+        };
+        let ratio = r.peer_over_crate.map_or("-".into(), |v| {
+            if v < 1.0 {
+                format!("**{v:.2}**")
+            } else {
+                format!("{v:.2}")
+            }
+        });
+        md.push_str(&format!(
+            "| {} | {} | {} | {} [{}, {}] | {} | {} | {} | {} | {} |\n",
+            r.model,
+            r.batch,
+            r.method,
+            secs(r.crate_s_per_image),
+            secs(r.crate_spread.0),
+            secs(r.crate_spread.1),
+            r.crate_over_floor.map_or("-".into(), |v| format!("{v:.2}")),
+            r.peer.as_deref().unwrap_or("-"),
+            match (r.peer_s_per_image, r.peer_spread) {
+                (Some(m), Some((lo, hi))) => format!("{} [{}, {}]", secs(m), secs(lo), secs(hi)),
+                _ => "-".into(),
+            },
+            ratio,
+            agreement,
+        ));
+    }
+    md
+}
