@@ -124,7 +124,7 @@ fn main() -> cnn_explain::Result<()> {
         let with_cue: Vec<i64> = Vec::<i64>::try_from(&c.classes)?
             .iter()
             .enumerate()
-            .filter(|(_, &k)| k >= 0)
+            .filter(|&(_, &k)| k >= 0)
             .map(|(i, _)| i as i64)
             .collect();
         let xs = d.subset(&with_cue)?.images.to_device(dev);
