@@ -184,38 +184,43 @@ fn main() -> cnn_explain::Result<()> {
 );
 
     // Cascading randomisation, reduced to pass / fail.
-    let sanity_xs = xs.narrow(0, 0, pick(3, 1));
-    let layers = cascade_layers(&trained.model, &trained.vs, "");
-    let layer_refs: Vec<&str> = layers.iter().map(|s| s.as_str()).collect();
-    let method_refs: Vec<&dyn Attribution> = methods.iter().map(|(_, m)| m as &dyn Attribution).collect();
-    let t = Instant::now();
-    let cascade = cascading_randomisation(
-        &trained.model,
-        &trained.vs,
-        &layer_refs,
-        &method_refs,
-        &sanity_xs,
-        &Target::Predicted,
-        &RandomisationConfig {
-            ssim: None,
-            ..Default::default()
-        },
-    )?;
-    let sanity: Vec<(f64, bool)> = cascade
-        .iter()
-        .map(|r| {
-            let rho = mean(&r.steps[r.steps.len() - 1].spearman);
-            (rho, rho < 0.5)
-        })
-        .collect();
-    for (r, (rho, pass)) in cascade.iter().zip(&sanity) {
-        println!(
-            "sanity {:22} Spearman after all layers {rho:.3} {}",
-            r.method,
-            if *pass { "passes" } else { "FAILS" }
-        );
-    }
-    println!("{:.1} s", t.elapsed().as_secs_f64());
+    // A block: evcxr keeps top-level variables alive across cells, so references into them may not
+    // outlive the cell; `sanity` is owned.
+    let sanity: Vec<(f64, bool)> = {
+        let sanity_xs = xs.narrow(0, 0, pick(3, 1));
+        let layers = cascade_layers(&trained.model, &trained.vs, "");
+        let layer_refs: Vec<&str> = layers.iter().map(|s| s.as_str()).collect();
+        let method_refs: Vec<&dyn Attribution> = methods.iter().map(|(_, m)| m as &dyn Attribution).collect();
+        let t = Instant::now();
+        let cascade = cascading_randomisation(
+            &trained.model,
+            &trained.vs,
+            &layer_refs,
+            &method_refs,
+            &sanity_xs,
+            &Target::Predicted,
+            &RandomisationConfig {
+                ssim: None,
+                ..Default::default()
+            },
+        )?;
+        let sanity: Vec<(f64, bool)> = cascade
+            .iter()
+            .map(|r| {
+                let rho = mean(&r.steps[r.steps.len() - 1].spearman);
+                (rho, rho < 0.5)
+            })
+            .collect();
+        for (r, (rho, pass)) in cascade.iter().zip(&sanity) {
+            println!(
+                "sanity {:22} Spearman after all layers {rho:.3} {}",
+                r.method,
+                if *pass { "passes" } else { "FAILS" }
+            );
+        }
+        println!("{:.1} s", t.elapsed().as_secs_f64());
+        sanity
+    };
 
     // Every method on the same images: maps (timed), then every metric.
     // 128 pixels (1/32 of the image) per step: 33 points per curve.
@@ -306,35 +311,37 @@ fn main() -> cnn_explain::Result<()> {
     fig.save(out.join("03.png"))?;
 
     // The best methods by each metric (the random map excluded), and where the random map lands.
-    let real: Vec<&QualityRow> = rows.iter().filter(|r| r.method != "random map").collect();
-    let random_row = rows.iter().find(|r| r.method == "random map");
-    let by = |what: &str, key: &dyn Fn(&QualityRow) -> f64, higher: bool| {
-        let mut v: Vec<(String, f64)> = real.iter().map(|r| (r.method.clone(), key(r))).collect();
-        v.sort_by(|a, b| {
-            if higher {
-                b.1.total_cmp(&a.1)
-            } else {
-                a.1.total_cmp(&b.1)
-            }
-        });
-        let top: Vec<String> = v.iter().take(4).map(|(n, x)| format!("{n} {x:.3}")).collect();
-        let chance = random_row.map(key).unwrap_or(f64::NAN);
-        println!("best {what:22}: {}  (random map {chance:.3})", top.join(", "));
-    };
-    by("deletion AUC", &|r| r.deletion_auc.mean, false);
-    by("insertion AUC", &|r| r.insertion_auc.mean, true);
-    by(
-        "pointing game",
-        &|r| r.pointing_game.map_or(f64::NAN, |s| s.mean),
-        true,
-    );
-    by(
-        "energy pointing game",
-        &|r| r.energy_pointing_game.map_or(f64::NAN, |s| s.mean),
-        true,
-    );
-    by("sparseness", &|r| r.sparseness.mean, true);
-    by("ms per image", &|r| 1e3 * r.seconds_per_image, false);
+    {
+        let real: Vec<&QualityRow> = rows.iter().filter(|r| r.method != "random map").collect();
+        let random_row = rows.iter().find(|r| r.method == "random map");
+        let by = |what: &str, key: &dyn Fn(&QualityRow) -> f64, higher: bool| {
+            let mut v: Vec<(String, f64)> = real.iter().map(|r| (r.method.clone(), key(r))).collect();
+            v.sort_by(|a, b| {
+                if higher {
+                    b.1.total_cmp(&a.1)
+                } else {
+                    a.1.total_cmp(&b.1)
+                }
+            });
+            let top: Vec<String> = v.iter().take(4).map(|(n, x)| format!("{n} {x:.3}")).collect();
+            let chance = random_row.map(key).unwrap_or(f64::NAN);
+            println!("best {what:22}: {}  (random map {chance:.3})", top.join(", "));
+        };
+        by("deletion AUC", &|r| r.deletion_auc.mean, false);
+        by("insertion AUC", &|r| r.insertion_auc.mean, true);
+        by(
+            "pointing game",
+            &|r| r.pointing_game.map_or(f64::NAN, |s| s.mean),
+            true,
+        );
+        by(
+            "energy pointing game",
+            &|r| r.energy_pointing_game.map_or(f64::NAN, |s| s.mean),
+            true,
+        );
+        by("sparseness", &|r| r.sparseness.mean, true);
+        by("ms per image", &|r| 1e3 * r.seconds_per_image, false);
+    }
     println!("wrote {}", out.display());
     Ok(())
 }

@@ -180,26 +180,31 @@ fn main() -> cnn_explain::Result<()> {
     );
 
     // Run the cascade for every method on the same images.
-    let layers = cascade_layers(&trained.model, &trained.vs, "");
-    let layer_refs: Vec<&str> = layers.iter().map(|s| s.as_str()).collect();
-    let method_refs: Vec<&dyn Attribution> = methods.iter().map(|(_, m)| m as &dyn Attribution).collect();
-    let t = Instant::now();
-    let cascade = cascading_randomisation(
-        &trained.model,
-        &trained.vs,
-        &layer_refs,
-        &method_refs,
-        &xs,
-        &Target::Predicted,
-        &RandomisationConfig::default(),
-    )?;
-    println!(
-        "cascade over {} layers, {} methods, {} images: {:.1} s",
-        layers.len(),
-        methods.len(),
-        chosen.len(),
-        t.elapsed().as_secs_f64()
-    );
+    // A block: evcxr keeps top-level variables alive across cells, so references into them may not
+    // outlive the cell; `cascade` is owned.
+    let cascade = {
+        let layers = cascade_layers(&trained.model, &trained.vs, "");
+        let layer_refs: Vec<&str> = layers.iter().map(|s| s.as_str()).collect();
+        let method_refs: Vec<&dyn Attribution> = methods.iter().map(|(_, m)| m as &dyn Attribution).collect();
+        let t = Instant::now();
+        let cascade = cascading_randomisation(
+            &trained.model,
+            &trained.vs,
+            &layer_refs,
+            &method_refs,
+            &xs,
+            &Target::Predicted,
+            &RandomisationConfig::default(),
+        )?;
+        println!(
+            "cascade over {} layers, {} methods, {} images: {:.1} s",
+            layers.len(),
+            methods.len(),
+            chosen.len(),
+            t.elapsed().as_secs_f64()
+        );
+        cascade
+    };
 
     // The map of one image after each step, one grid per family: rows = methods, columns = steps.
     fn heat(map: &Tensor, i: i64) -> Result<cnn_explain::image::RgbImage> {
