@@ -44,8 +44,11 @@ for nb in "${notebooks[@]}"; do
     mv "$work/$name.html" "$out/$name.html"
     echo "run-notebooks [$mode]: $name done in $(( $(date +%s) - start )) s -> $out/$name.html"
   else
+    # Keep the whole log: the cell's error can be longer than the tail shown here.
+    mkdir -p target/notebook-logs
+    cp "$work/$name.log" "target/notebook-logs/$mode-$name.log"
     tail -n 40 "$work/$name.log" >&2
-    echo "run-notebooks [$mode]: $name FAILED after $(( $(date +%s) - start )) s" >&2
+    echo "run-notebooks [$mode]: $name FAILED after $(( $(date +%s) - start )) s (whole log: target/notebook-logs/$mode-$name.log)" >&2
     failed+=("$name")
   fi
 done
