@@ -32,7 +32,7 @@ fn main() -> cnn_explain::Result<()> {
         spurious: Some(cue),
         ..ShapesConfig::default()
     };
-    let epochs = pick(10, 2);
+    let epochs: usize = pick(10, 2);
     let mut tests: Vec<(String, Dataset, CueLayout)> = Vec::new();
     for (name, mode) in [
         ("cue as in training", CueInTest::Same),
