@@ -198,34 +198,38 @@ fn main() -> cnn_explain::Result<()> {
     };
     fig.save(out.join("02.png"))?;
 
-    let given = |weight: f64, score: PenaltyScore| InputGradientPenalty {
-        weight,
-        enabled: true,
-        region: IrrelevantRegion::Given,
-        score,
+    // A block: evcxr cannot keep closures between cells.
+    let runs: Vec<(String, Trained)> = {
+        let given = |weight: f64, score: PenaltyScore| InputGradientPenalty {
+            weight,
+            enabled: true,
+            region: IrrelevantRegion::Given,
+            score,
+        };
+        let outside = |weight: f64, score: PenaltyScore| InputGradientPenalty {
+            weight,
+            enabled: true,
+            region: IrrelevantRegion::OutsideObject,
+            score,
+        };
+        // Two variants (each penalised epoch costs about three plain ones); more are one line each.
+        let variants: Vec<(String, InputGradientPenalty)> = vec![
+            (
+                "outside object, sum log p, lambda 1".into(),
+                outside(1.0, PenaltyScore::SumLogProbabilities),
+            ),
+            (
+                "corners, centred logit, lambda 10".into(),
+                given(10.0, PenaltyScore::CentredTrueClassLogit),
+            ),
+        ];
+        let mut runs: Vec<(String, Trained)> = Vec::new();
+        for (name, p) in &variants {
+            println!("== {name}");
+            runs.push((name.clone(), train_run(&base, epochs, Some(*p), &probe_set)?));
+        }
+        runs
     };
-    let outside = |weight: f64, score: PenaltyScore| InputGradientPenalty {
-        weight,
-        enabled: true,
-        region: IrrelevantRegion::OutsideObject,
-        score,
-    };
-    // Two variants (each penalised epoch costs about three plain ones); more are one line each.
-    let variants: Vec<(String, InputGradientPenalty)> = vec![
-        (
-            "outside object, sum log p, lambda 1".into(),
-            outside(1.0, PenaltyScore::SumLogProbabilities),
-        ),
-        (
-            "corners, centred logit, lambda 10".into(),
-            given(10.0, PenaltyScore::CentredTrueClassLogit),
-        ),
-    ];
-    let mut runs: Vec<(String, Trained)> = Vec::new();
-    for (name, p) in &variants {
-        println!("== {name}");
-        runs.push((name.clone(), train_run(&base, epochs, Some(*p), &probe_set)?));
-    }
 
     let pct = |v: f64| format!("{:.1}%", 100.0 * v);
     let mut table = vec![vec![

@@ -15,6 +15,7 @@ use cnn_explain::data::shapes::ShapesConfig;
 use cnn_explain::notebook::{pick, quick_mode, train_or_load, trained_default, DefaultRun};
 use cnn_explain::prelude::*;
 use cnn_explain::quality::*;
+use cnn_explain::tch;
 use cnn_explain::viz::quality::{BandChart, Similarity};
 use cnn_explain::viz::{html_table, tensor_to_image, Colormap, Draw, Figure, ImageGrid, Normalization};
 use std::time::Instant;
@@ -346,18 +347,20 @@ fn main() -> cnn_explain::Result<()> {
     };
     let t = Instant::now();
     let random = train_or_load(&random_run)?;
-    let last = random
-        .history
-        .epochs
-        .last()
-        .ok_or_else(|| Error::invalid("history", "no epoch"))?;
-    println!(
-    "permuted-label model: {} epochs, train accuracy (on permuted labels) {:.1}%, test accuracy (true labels) {:.1}%; {:.1} s",
-    random.history.epochs.len(),
-    100.0 * last.train_accuracy,
-    100.0 * last.test_accuracy.unwrap_or(f64::NAN),
-    t.elapsed().as_secs_f64()
-);
+    {
+        let last = random
+            .history
+            .epochs
+            .last()
+            .ok_or_else(|| Error::invalid("history", "no epoch"))?;
+        println!(
+        "permuted-label model: {} epochs, train accuracy (on permuted labels) {:.1}%, test accuracy (true labels) {:.1}%; {:.1} s",
+        random.history.epochs.len(),
+        100.0 * last.train_accuracy,
+        100.0 * last.test_accuracy.unwrap_or(f64::NAN),
+        t.elapsed().as_secs_f64()
+    );
+    }
 
     // Maps of the true class for both models, compared.
     let truth = Target::PerSample(labels.clone());
