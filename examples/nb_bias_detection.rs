@@ -231,55 +231,59 @@ fn main() -> cnn_explain::Result<()> {
         runs
     };
 
-    let pct = |v: f64| format!("{:.1}%", 100.0 * v);
-    let mut table = vec![vec![
-        "no penalty (biased)".to_string(),
-        "-".into(),
-        pct(b_acc[0]),
-        pct(b_acc[1]),
-        pct(b_acc[2]),
-        pct(b_sal),
-        pct(b_cam),
-        format!(
-            "{:.0}",
-            biased.history.epochs.iter().map(|e| e.seconds).sum::<f64>()
-        ),
-    ]];
-    let mut measured = Vec::new();
-    for (name, t) in &runs {
-        let (acc, sal, cam) = measure(t, &tests)?;
-        let pen = t
-            .history
-            .last()
-            .and_then(|e| e.penalty)
-            .map(|p| format!("{:.3}", p.mean))
-            .unwrap_or("-".into());
-        table.push(vec![
-            name.clone(),
-            pen,
-            pct(acc[0]),
-            pct(acc[1]),
-            pct(acc[2]),
-            pct(sal),
-            pct(cam),
-            format!("{:.0}", t.history.epochs.iter().map(|e| e.seconds).sum::<f64>()),
-        ]);
-        measured.push((name.clone(), acc, sal, cam));
-    }
-    for r in &table {
-        println!("{}", r.join(" | "));
-    }
-    let headers = [
-        "run",
-        "penalty (last epoch)",
-        "acc. cue as in training",
-        "acc. no cue",
-        "acc. wrong cue",
-        "saliency on cue",
-        "Grad-CAM on cue",
-        "training s",
-    ];
-    let _shown = html_table(&headers, &table)?;
+    // A block: evcxr cannot keep closures between cells; `measured` is owned.
+    let measured: Vec<(String, Vec<f64>, f64, f64)> = {
+        let pct = |v: f64| format!("{:.1}%", 100.0 * v);
+        let mut table = vec![vec![
+            "no penalty (biased)".to_string(),
+            "-".into(),
+            pct(b_acc[0]),
+            pct(b_acc[1]),
+            pct(b_acc[2]),
+            pct(b_sal),
+            pct(b_cam),
+            format!(
+                "{:.0}",
+                biased.history.epochs.iter().map(|e| e.seconds).sum::<f64>()
+            ),
+        ]];
+        let mut measured = Vec::new();
+        for (name, t) in &runs {
+            let (acc, sal, cam) = measure(t, &tests)?;
+            let pen = t
+                .history
+                .last()
+                .and_then(|e| e.penalty)
+                .map(|p| format!("{:.3}", p.mean))
+                .unwrap_or("-".into());
+            table.push(vec![
+                name.clone(),
+                pen,
+                pct(acc[0]),
+                pct(acc[1]),
+                pct(acc[2]),
+                pct(sal),
+                pct(cam),
+                format!("{:.0}", t.history.epochs.iter().map(|e| e.seconds).sum::<f64>()),
+            ]);
+            measured.push((name.clone(), acc, sal, cam));
+        }
+        for r in &table {
+            println!("{}", r.join(" | "));
+        }
+        let headers = [
+            "run",
+            "penalty (last epoch)",
+            "acc. cue as in training",
+            "acc. no cue",
+            "acc. wrong cue",
+            "saliency on cue",
+            "Grad-CAM on cue",
+            "training s",
+        ];
+        html_table(&headers, &table)?.show();
+        measured
+    };
 
     let fig = {
         let best = measured

@@ -451,118 +451,122 @@ fn main() -> cnn_explain::Result<()> {
     }
 
     // The invariance check for every method.
-    let ig = IntegratedGradients {
-        steps: pick(20, 8),
-        batch: 32,
-        method: Quadrature::GaussLegendre,
-        ..Default::default()
-    };
-    let ig_shifted = IntegratedGradients {
-        baseline: Baseline::Tensor(s_t.expand([1, 3, 64, 64], false).copy()),
-        ..ig.clone()
-    };
-    let layer = "block3";
-    let nt = |kind| NoiseTunnel {
-        samples: pick(10, 4),
-        seed: 7,
-        ..NoiseTunnel::new(Saliency::default(), kind)
-    };
-    let ss_cam = Cam {
-        weights: SsCamWeights {
-            samples: pick(2, 1),
-            batch: 128,
+    // A block: evcxr cannot keep closures between cells; `cases` and `report` are owned.
+    let (cases, report) = {
+        let ig = IntegratedGradients {
+            steps: pick(20, 8),
+            batch: 32,
+            method: Quadrature::GaussLegendre,
             ..Default::default()
-        },
-        ..SsCam::new(layer)
+        };
+        let ig_shifted = IntegratedGradients {
+            baseline: Baseline::Tensor(s_t.expand([1, 3, 64, 64], false).copy()),
+            ..ig.clone()
+        };
+        let layer = "block3";
+        let nt = |kind| NoiseTunnel {
+            samples: pick(10, 4),
+            seed: 7,
+            ..NoiseTunnel::new(Saliency::default(), kind)
+        };
+        let ss_cam = Cam {
+            weights: SsCamWeights {
+                samples: pick(2, 1),
+                batch: 128,
+                ..Default::default()
+            },
+            ..SsCam::new(layer)
+        };
+        let is_cam = Cam {
+            weights: IsCamWeights {
+                samples: pick(2, 1),
+                batch: 128,
+                ..Default::default()
+            },
+            ..IsCam::new(layer)
+        };
+        let mut cases = vec![
+            InvarianceCase::pair("Saliency", Saliency::default(), Saliency::default()),
+            InvarianceCase::pair("Input x Gradient", InputXGradient, InputXGradient),
+            InvarianceCase::pair("Integrated Gradients, zero baseline", ig.clone(), ig.clone()),
+            InvarianceCase::pair(
+                "Integrated Gradients, baseline shifted too",
+                ig.clone(),
+                ig_shifted,
+            ),
+            InvarianceCase::pair("SmoothGrad", nt(NoiseKind::SmoothGrad), nt(NoiseKind::SmoothGrad)),
+            InvarianceCase::pair(
+                "SmoothGrad²",
+                nt(NoiseKind::SmoothGradSquared),
+                nt(NoiseKind::SmoothGradSquared),
+            ),
+            InvarianceCase::pair("VarGrad", nt(NoiseKind::VarGrad), nt(NoiseKind::VarGrad)),
+            InvarianceCase::pair("Grad-CAM", GradCam::new(layer), GradCam::new(layer)),
+            InvarianceCase::pair(
+                "Grad-CAM++",
+                GradCamPlusPlus::new(layer),
+                GradCamPlusPlus::new(layer),
+            ),
+            InvarianceCase::pair(
+                "Smooth Grad-CAM++",
+                SmoothGradCamPlusPlus::new(layer),
+                SmoothGradCamPlusPlus::new(layer),
+            ),
+            InvarianceCase::pair("XGrad-CAM", XGradCam::new(layer), XGradCam::new(layer)),
+            InvarianceCase::pair("Layer-CAM", LayerCam::new(layer), LayerCam::new(layer)),
+            InvarianceCase::pair("HiResCAM", HiResCam::new(layer), HiResCam::new(layer)),
+            InvarianceCase::pair("Score-CAM", ScoreCam::new(layer), ScoreCam::new(layer)),
+            InvarianceCase::pair("SS-CAM", ss_cam.clone(), ss_cam),
+            InvarianceCase::pair("IS-CAM", is_cam.clone(), is_cam),
+            InvarianceCase::pair("Eigen-CAM", EigenCam::new(layer), EigenCam::new(layer)),
+            InvarianceCase::pair(
+                "Occlusion, image-mean fill",
+                Occlusion::default(),
+                Occlusion::default(),
+            ),
+            InvarianceCase::pair(
+                "Occlusion, fill 0",
+                Occlusion {
+                    baseline: cnn_explain::attribution::occlusion::OcclusionBaseline::Value(0.0),
+                    ..Default::default()
+                },
+                Occlusion {
+                    baseline: cnn_explain::attribution::occlusion::OcclusionBaseline::Value(0.0),
+                    ..Default::default()
+                },
+            ),
+        ];
+        if !quick_mode() {
+            cases.push(InvarianceCase::pair(
+                "LIME",
+                Lime {
+                    samples: 100,
+                    ..Default::default()
+                },
+                Lime {
+                    samples: 100,
+                    ..Default::default()
+                },
+            ));
+        }
+        let t = Instant::now();
+        let report = check_input_invariance(
+            &trained.model,
+            &shifted,
+            &shift,
+            &xs,
+            &Target::Predicted,
+            &cases,
+            1e-2,
+        )?;
+        println!(
+            "invariance check of {} cases on {} images: {:.1} s",
+            cases.len(),
+            chosen.len(),
+            t.elapsed().as_secs_f64()
+        );
+        (cases, report)
     };
-    let is_cam = Cam {
-        weights: IsCamWeights {
-            samples: pick(2, 1),
-            batch: 128,
-            ..Default::default()
-        },
-        ..IsCam::new(layer)
-    };
-    let mut cases = vec![
-        InvarianceCase::pair("Saliency", Saliency::default(), Saliency::default()),
-        InvarianceCase::pair("Input x Gradient", InputXGradient, InputXGradient),
-        InvarianceCase::pair("Integrated Gradients, zero baseline", ig.clone(), ig.clone()),
-        InvarianceCase::pair(
-            "Integrated Gradients, baseline shifted too",
-            ig.clone(),
-            ig_shifted,
-        ),
-        InvarianceCase::pair("SmoothGrad", nt(NoiseKind::SmoothGrad), nt(NoiseKind::SmoothGrad)),
-        InvarianceCase::pair(
-            "SmoothGrad²",
-            nt(NoiseKind::SmoothGradSquared),
-            nt(NoiseKind::SmoothGradSquared),
-        ),
-        InvarianceCase::pair("VarGrad", nt(NoiseKind::VarGrad), nt(NoiseKind::VarGrad)),
-        InvarianceCase::pair("Grad-CAM", GradCam::new(layer), GradCam::new(layer)),
-        InvarianceCase::pair(
-            "Grad-CAM++",
-            GradCamPlusPlus::new(layer),
-            GradCamPlusPlus::new(layer),
-        ),
-        InvarianceCase::pair(
-            "Smooth Grad-CAM++",
-            SmoothGradCamPlusPlus::new(layer),
-            SmoothGradCamPlusPlus::new(layer),
-        ),
-        InvarianceCase::pair("XGrad-CAM", XGradCam::new(layer), XGradCam::new(layer)),
-        InvarianceCase::pair("Layer-CAM", LayerCam::new(layer), LayerCam::new(layer)),
-        InvarianceCase::pair("HiResCAM", HiResCam::new(layer), HiResCam::new(layer)),
-        InvarianceCase::pair("Score-CAM", ScoreCam::new(layer), ScoreCam::new(layer)),
-        InvarianceCase::pair("SS-CAM", ss_cam.clone(), ss_cam),
-        InvarianceCase::pair("IS-CAM", is_cam.clone(), is_cam),
-        InvarianceCase::pair("Eigen-CAM", EigenCam::new(layer), EigenCam::new(layer)),
-        InvarianceCase::pair(
-            "Occlusion, image-mean fill",
-            Occlusion::default(),
-            Occlusion::default(),
-        ),
-        InvarianceCase::pair(
-            "Occlusion, fill 0",
-            Occlusion {
-                baseline: cnn_explain::attribution::occlusion::OcclusionBaseline::Value(0.0),
-                ..Default::default()
-            },
-            Occlusion {
-                baseline: cnn_explain::attribution::occlusion::OcclusionBaseline::Value(0.0),
-                ..Default::default()
-            },
-        ),
-    ];
-    if !quick_mode() {
-        cases.push(InvarianceCase::pair(
-            "LIME",
-            Lime {
-                samples: 100,
-                ..Default::default()
-            },
-            Lime {
-                samples: 100,
-                ..Default::default()
-            },
-        ));
-    }
-    let t = Instant::now();
-    let report = check_input_invariance(
-        &trained.model,
-        &shifted,
-        &shift,
-        &xs,
-        &Target::Predicted,
-        &cases,
-        1e-2,
-    )?;
-    println!(
-        "invariance check of {} cases on {} images: {:.1} s",
-        cases.len(),
-        chosen.len(),
-        t.elapsed().as_secs_f64()
-    );
     let inv_rows: Vec<Vec<String>> = report
         .iter()
         .map(|r| {
