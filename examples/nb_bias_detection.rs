@@ -72,16 +72,15 @@ fn main() -> cnn_explain::Result<()> {
         epochs,
         100.0 * cue_area
     );
-    let fig = {
+    {
         let imgs: Vec<_> = (0..probe_set.len() as i64)
             .map(|i| tensor_to_image(&probe_set.images.get(i)))
             .collect::<Result<_>>()?;
         let mut g = ImageGrid::new(imgs, 4);
         g.titles = probe_labels.iter().map(|&y| names[y as usize].clone()).collect();
         g.title = "The four probe images (cue as in training)".into();
-        g.figure()
-    };
-    fig.save(out.join("01.png"))?;
+        g.figure().save(out.join("01.png"))?;
+    }
 
     fn train_run(
         base: &ShapesConfig,
