@@ -91,10 +91,51 @@ impl Rng {
     }
 
     /// A float tensor of standard normal samples with the given shape on `device`.
+    ///
+    /// The same values as `n` calls of [`Rng::normal`] (to float32 rounding), but the logarithms
+    /// and cosines of Box-Muller run in libtorch's vectorised kernels instead of one at a time:
+    /// noise for SmoothGrad's 25 samples of a 224x224 image (3.8 million values) takes a fraction of
+    /// the time.
+    ///
+    /// ```
+    /// use cnn_explain::rng::Rng;
+    /// use tch::Device;
+    /// let t = Rng::new(3).normal_tensor(&[5], Device::Cpu);
+    /// let mut r = Rng::new(3);
+    /// let one_by_one: Vec<f32> = (0..5).map(|_| r.normal() as f32).collect();
+    /// let fast = Vec::<f32>::try_from(&t).unwrap();
+    /// assert!(fast.iter().zip(&one_by_one).all(|(a, b)| (a - b).abs() < 1e-6));
+    /// ```
     pub fn normal_tensor(&mut self, shape: &[i64], device: Device) -> Tensor {
-        let n: i64 = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| self.normal() as f32).collect();
-        Tensor::from_slice(&v).reshape(shape).to_device(device)
+        let n = shape.iter().product::<i64>().max(0) as usize;
+        let mut head = Vec::new();
+        if n > 0 {
+            if let Some(z) = self.spare_normal.take() {
+                head.push(z);
+            }
+        }
+        let pairs = (n - head.len()).div_ceil(2);
+        // The uniforms in the order `normal()` draws them: u1, u2 for every pair.
+        let mut u1 = Vec::with_capacity(pairs);
+        let mut u2 = Vec::with_capacity(pairs);
+        for _ in 0..pairs {
+            u1.push(self.uniform().max(f64::MIN_POSITIVE));
+            u2.push(self.uniform());
+        }
+        let r = (Tensor::from_slice(&u1).log() * -2.0).sqrt();
+        let theta = Tensor::from_slice(&u2) * (2.0 * std::f64::consts::PI);
+        // normal() returns r cos first and keeps r sin for the next call.
+        let zs = Tensor::stack(&[&r * theta.cos(), &r * theta.sin()], 1).reshape([-1]);
+        let mut zs = if head.is_empty() {
+            zs
+        } else {
+            Tensor::cat(&[Tensor::from_slice(&head), zs], 0)
+        };
+        if zs.size()[0] as usize > n {
+            self.spare_normal = Some(zs.double_value(&[n as i64]));
+            zs = zs.narrow(0, 0, n as i64);
+        }
+        zs.to_kind(Kind::Float).reshape(shape).to_device(device)
     }
 
     /// A float tensor of uniform `[0, 1)` samples with the given shape on `device`.
@@ -116,6 +157,28 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normal_tensor_continues_the_scalar_sequence() {
+        // Odd lengths leave a spare value that the next draw (tensor or scalar) must use first.
+        let mut fast = Rng::new(11);
+        let mut slow = Rng::new(11);
+        let mut got: Vec<f32> = Vec::new();
+        for len in [3i64, 1, 4, 0, 5] {
+            let t = fast.normal_tensor(&[len], Device::Cpu);
+            assert_eq!(t.size(), vec![len]);
+            got.extend(Vec::<f32>::try_from(&t).unwrap());
+        }
+        got.push(fast.normal() as f32);
+        let want: Vec<f32> = (0..14).map(|_| slow.normal() as f32).collect();
+        assert_eq!(got.len(), want.len());
+        for (a, b) in got.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        let t = Rng::new(1).normal_tensor(&[2, 3, 4], Device::Cpu);
+        assert_eq!(t.size(), vec![2, 3, 4]);
+        assert_eq!(t.kind(), Kind::Float);
+    }
 
     #[test]
     fn same_seed_same_sequence_other_seed_other_sequence() {

@@ -40,7 +40,29 @@ impl Target {
         if size.len() != 2 {
             return Err(Error::shape("logits", "[N, num_classes]", &size));
         }
-        let (n, k) = (size[0], model.num_classes());
+        match self.fixed(model, size[0])? {
+            Some(classes) => Ok(Tensor::from_slice(&classes).to_device(logits.device())),
+            None => Ok(logits.argmax(1, false)),
+        }
+    }
+
+    /// The class of each of `n` samples when it does not depend on the model's output, checked
+    /// against the model's number of classes; `None` for [`Target::Predicted`], which needs the
+    /// logits (see [`Target::resolve`]). Lets a method skip a forward pass it would only need for
+    /// the target.
+    ///
+    /// ```
+    /// # use cnn_explain::prelude::*;
+    /// # use cnn_explain::models::{build, Arch};
+    /// # let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    /// # let model = build(Arch::SmallCnn, &vs.root(), 6)?;
+    /// assert_eq!(Target::Class(2).fixed(&model, 3)?, Some(vec![2, 2, 2]));
+    /// assert_eq!(Target::Predicted.fixed(&model, 3)?, None);
+    /// assert!(Target::Class(6).fixed(&model, 1).is_err()); // six classes: 0..=5
+    /// # Ok::<(), cnn_explain::Error>(())
+    /// ```
+    pub fn fixed(&self, model: &dyn Model, n: i64) -> Result<Option<Vec<i64>>> {
+        let k = model.num_classes();
         let check = |c: i64| {
             if (0..k).contains(&c) {
                 Ok(c)
@@ -51,9 +73,9 @@ impl Target {
                 })
             }
         };
-        let classes = match self {
-            Target::Predicted => return Ok(logits.argmax(1, false)),
-            Target::Class(c) => vec![check(*c)?; n as usize],
+        match self {
+            Target::Predicted => Ok(None),
+            Target::Class(c) => Ok(Some(vec![check(*c)?; n.max(0) as usize])),
             Target::PerSample(cs) => {
                 if cs.len() as i64 != n {
                     return Err(Error::invalid(
@@ -64,10 +86,9 @@ impl Target {
                         ),
                     ));
                 }
-                cs.iter().map(|&c| check(c)).collect::<Result<Vec<_>>>()?
+                cs.iter().map(|&c| check(c)).collect::<Result<Vec<_>>>().map(Some)
             }
-        };
-        Ok(Tensor::from_slice(&classes).to_device(logits.device()))
+        }
     }
 }
 

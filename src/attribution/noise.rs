@@ -192,8 +192,13 @@ impl<A: Attribution> Attribution for NoiseTunnel<A> {
         let given = self.given_noise(&x)?;
         let size = x.size();
         let (n, device) = (size[0], x.device());
-        let classes = tch::no_grad(|| target.resolve(model, &model.forward_t(&x, false)))?;
-        let classes = Vec::<i64>::try_from(&classes)?;
+        // A forward pass only when the target is the prediction.
+        let classes = match target.fixed(model, n)? {
+            Some(classes) => classes,
+            None => Vec::<i64>::try_from(&tch::no_grad(|| {
+                target.resolve(model, &model.forward_t(&x, false))
+            })?)?,
+        };
         // Per-sample noise scale: sigma * (max - min).
         let flat = x.flatten(1, -1);
         let std = (flat.amax([1i64].as_slice(), false) - flat.amin([1i64].as_slice(), false)) * self.sigma;
