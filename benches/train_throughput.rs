@@ -45,16 +45,26 @@ impl Callback for Stamps {
 fn data(batches: usize) -> Result<Dataset> {
     let n = batches * BATCH;
     let mut rng = Rng::new(0);
-    let images = rng.uniform_tensor(&[n as i64, 3, SIZE, SIZE], Device::Cpu);
+    let images = rng.uniform_tensor(&[n as i64, 3, SIZE, SIZE], device());
     let labels: Vec<i64> = (0..n).map(|_| rng.below(CLASSES as u64) as i64).collect();
     let names = (0..CLASSES).map(|c| format!("class{c}")).collect();
-    Dataset::new(images, Tensor::from_slice(&labels), names, None)
+    Dataset::new(
+        images,
+        Tensor::from_slice(&labels).to_device(device()),
+        names,
+        None,
+    )
+}
+
+/// The first GPU when there is one, else the CPU (both sides of the comparison use it).
+fn device() -> Device {
+    Device::cuda_if_available()
 }
 
 /// Images per second of `fit` (one epoch over `WARMUP + batches` batches), timed between the end
 /// of the last warm-up step and the end of the last step.
 fn crate_fit(train: &Dataset, batches: usize) -> Result<f64> {
-    let mut vs = nn::VarStore::new(Device::Cpu);
+    let mut vs = nn::VarStore::new(device());
     let model = ZooConfig {
         arch: Arch::SmallCnn,
         num_classes: CLASSES,
@@ -82,7 +92,7 @@ fn crate_fit(train: &Dataset, batches: usize) -> Result<f64> {
 
 /// The same model trained with tch's `nn::Sgd` in a bare loop (no `fit`, libtorch's optimiser).
 fn tch_loop(train: &Dataset, batches: usize) -> Result<f64> {
-    let vs = nn::VarStore::new(Device::Cpu);
+    let vs = nn::VarStore::new(device());
     let model = ZooConfig {
         arch: Arch::SmallCnn,
         num_classes: CLASSES,
@@ -99,7 +109,7 @@ fn tch_loop(train: &Dataset, batches: usize) -> Result<f64> {
     let perm = Rng::new(0).permutation(train.len());
     let mut stamps = Vec::new();
     for idx in perm.chunks(BATCH) {
-        let idx = Tensor::from_slice(idx);
+        let idx = Tensor::from_slice(idx).to_device(device());
         let xs = train.images.f_index_select(0, &idx)?;
         let ys = train.labels.f_index_select(0, &idx)?;
         let logits = model.forward_t(&xs, true);
@@ -148,6 +158,7 @@ fn pytorch(python: &Path, script: &Path, threads: i32, batches: usize) -> Result
         .args(["--batch-size", &BATCH.to_string()])
         .args(["--size", &SIZE.to_string()])
         .args(["--classes", &CLASSES.to_string()])
+        .args(["--device", if device().is_cuda() { "cuda" } else { "cpu" }])
         .output()
         .map_err(|e| Error::io(python, e))?;
     if !out.status.success() {
@@ -234,7 +245,7 @@ fn main() -> Result<()> {
 
     // The two networks must be the same: same trainable parameter names and sizes.
     let expected = {
-        let vs = nn::VarStore::new(Device::Cpu);
+        let vs = nn::VarStore::new(device());
         ZooConfig {
             arch: Arch::SmallCnn,
             num_classes: CLASSES,

@@ -63,18 +63,20 @@ def main():
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--classes", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the crate's side passes its device)")
     args = ap.parse_args()
+    dev = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
     bs, total = args.batch_size, args.warmup + args.batches
     n = total * bs
-    images = torch.rand(n, 3, args.size, args.size)
-    labels = torch.randint(0, args.classes, (n,))
-    model = SmallCnn(args.classes)
+    images = torch.rand(n, 3, args.size, args.size).to(dev)
+    labels = torch.randint(0, args.classes, (n,)).to(dev)
+    model = SmallCnn(args.classes).to(dev)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    perm = torch.randperm(n)
+    perm = torch.randperm(n).to(dev)
     stamps = []
     for b in range(total):
         idx = perm[b * bs:(b + 1) * bs]
@@ -95,6 +97,7 @@ def main():
         "batches": args.batches,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "device": str(dev),
         "parameters": sorted(name for name, _ in model.named_parameters()),
         "numel": sum(p.numel() for p in model.parameters()),
         "foreach": opt.defaults.get("foreach"),
