@@ -460,10 +460,7 @@ fn run() -> Result<()> {
     let py_threads = field("threads")?.as_i64().unwrap_or(-1) as i32;
     let mut listed: Vec<_> = versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
     listed.sort();
-    println!(
-        "peers, Python side: {} | {py_threads} threads",
-        listed.join(", ")
-    );
+    println!("peers, Python side: {} | {py_threads} threads", listed.join(", "));
     if py_threads != tch::get_num_threads() {
         println!(
             "warning: the Python side runs {py_threads} threads, the crate {}",
@@ -602,9 +599,9 @@ fn write_atomic_text(path: &Path, text: &str) -> Result<()> {
     cnn_explain::io::write_atomic(path, text.as_bytes())
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--report") {
+    let done = if args.iter().any(|a| a == "--report") {
         report()
     } else if args.iter().any(|a| a == "--run") || std::env::var_os("PEERS_WORK").is_some() {
         run()
@@ -612,5 +609,13 @@ fn main() -> Result<()> {
         // `cargo bench` (all benches) lands here: the comparison needs the Python side too.
         println!("peers: run `make bench-peers` (scripts/bench-peers.sh), or `cargo bench --bench peers -- --run` with .venv-ref made");
         Ok(())
+    };
+    match done {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The message, not the Debug form: it says what failed and what to do.
+            eprintln!("peers: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

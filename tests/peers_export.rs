@@ -203,11 +203,20 @@ fn ratios_pair_each_run_with_the_run_next_to_it() {
     assert_eq!(back.floor_times, vec![0.25, 4.0, 2.0]);
     // Rows written without floor times (the field is optional) still read.
     let old = r#"{"model":"m","batch":1,"method":"x","who":"crate","times":[1.0],"images":1}"#;
-    assert!(serde_json::from_str::<TimedRow>(old).unwrap().floor_times.is_empty());
+    assert!(serde_json::from_str::<TimedRow>(old)
+        .unwrap()
+        .floor_times
+        .is_empty());
 
     let md = markdown(&rows, &run, &peers);
-    assert!(md.contains("at the start -> end of the run: 1.00 1.00 1.00 -> 3.00 2.00 1.00"), "{md}");
-    assert!(md.contains("| m | 1 | saliency | 2.00 [1.00, 4.00] | 2.00 | captum | 3.00 [2.00, 8.00] | 2.00 |"), "{md}");
+    assert!(
+        md.contains("at the start -> end of the run: 1.00 1.00 1.00 -> 3.00 2.00 1.00"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| m | 1 | saliency | 2.00 [1.00, 4.00] | 2.00 | captum | 3.00 [2.00, 8.00] | 2.00 |"),
+        "{md}"
+    );
 }
 
 /// A stand-in for the Python peer server: a shell script that says hello, then does `rest`.
@@ -233,8 +242,14 @@ fn peer_server_answers_and_its_failures_are_errors_not_hangs() {
     .unwrap();
     assert_eq!(s.hello["threads"], 2);
     assert_eq!(s.run("gradcam", "torchcam", 0).unwrap(), 0.25);
-    let e = s.call(json!({"cmd": "prepare", "method": "gradcam"})).unwrap_err().to_string();
-    assert!(e.contains("failed `prepare`") && e.contains("ValueError: no case loaded"), "{e}");
+    let e = s
+        .call(json!({"cmd": "prepare", "method": "gradcam"}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("failed `prepare`") && e.contains("ValueError: no case loaded"),
+        "{e}"
+    );
     s.quit().unwrap();
 
     // Dies in the middle of a command: the error names the command and the exit status.
@@ -246,7 +261,11 @@ fn peer_server_answers_and_its_failures_are_errors_not_hangs() {
     assert!(s.run("lime", "lime", 2).is_err());
 
     // Answers with something that is not JSON.
-    let mut s = fake_server("read l; echo 'Traceback (most recent call last):'; read l", 20_000).unwrap();
+    let mut s = fake_server(
+        "read l; echo 'Traceback (most recent call last):'; read l",
+        20_000,
+    )
+    .unwrap();
     let e = s.call(json!({"cmd": "save"})).unwrap_err().to_string();
     assert!(e.contains("not JSON") && e.contains("Traceback"), "{e}");
 
@@ -256,13 +275,9 @@ fn peer_server_answers_and_its_failures_are_errors_not_hangs() {
     assert!(e.contains("did not answer `run`") && e.contains("killed"), "{e}");
 
     // Cannot start at all.
-    let e = server::PeerServer::spawn(
-        "/nonexistent/python",
-        &[],
-        std::time::Duration::from_secs(1),
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let e = server::PeerServer::spawn("/nonexistent/python", &[], std::time::Duration::from_secs(1))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("/nonexistent/python"), "{e}");
 }

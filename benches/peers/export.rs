@@ -416,7 +416,11 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
     let load = if crate_run.load == peers.load {
         format!("at the start -> end of the run: {}", load(&crate_run.load))
     } else {
-        format!("crate side {}; Python side {}", load(&crate_run.load), load(&peers.load))
+        format!(
+            "crate side {}; Python side {}",
+            load(&crate_run.load),
+            load(&peers.load)
+        )
     };
     let mut md = format!(
         "Seconds per image, median of {} runs after {} warm-up [fastest, slowest]; {} threads on both sides \

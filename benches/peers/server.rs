@@ -134,7 +134,10 @@ impl PeerServer {
         if value.get("ok").and_then(Value::as_bool) == Some(true) {
             Ok(value)
         } else {
-            let why = value.get("error").and_then(Value::as_str).unwrap_or("no reason given");
+            let why = value
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no reason given");
             Err(Error::data(
                 &self.what,
                 format!("the peer server failed {label}: {why} (its traceback is above, on stderr)"),
