@@ -1,19 +1,34 @@
 //! The crate against the Python tools people use today (Captum, pytorch-grad-cam, torchcam, lime,
-//! plain PyTorch), on the same machine, the same weights, inputs, targets and thread count (issue 9).
+//! plain PyTorch), on the same machine, the same weights, inputs, targets and thread count, timed
+//! in the same run, interleaved run by run (issue 9).
 //!
 //! Run everything with `make bench-peers` (or `scripts/bench-peers.sh`): it makes the reference
-//! environment if missing, runs this bench, then `scripts/bench/peers.py`, then this bench again with
-//! `--report`, and writes `target/bench-peers/peers.md` and `peers.json`.
+//! environment if missing and runs this bench, which writes `target/bench-peers/peers.md` and
+//! `peers.json`.
+//!
+//! How it measures: the bench starts the Python side once, as a server
+//! (`scripts/bench/peers.py --serve`, driven by JSON lines over a pipe, see `peers/server.rs`). For
+//! each case (model, batch) it first exports the weights, inputs and targets into the work folder
+//! (`target/bench-peers/work/`, see `peers/export.rs` for the files) and has the server load them.
+//! Then, for each method (a row), both sides make their objects (untimed), run one warm-up each,
+//! and alternate: crate run i, the crate's floor (forward + backward to the input) run i, each
+//! peer's run i, crate run i + 1, ... Only one side runs at a time (the other waits on the pipe;
+//! `OMP_WAIT_POLICY=PASSIVE`, set by the script, keeps its idle threads asleep), so every pair of
+//! runs sees the same load, and the report's ratios (`peer / crate`, `x floor`) are medians of the
+//! per-run ratios. The training epoch row alternates the same way. At the end each side's last map
+//! of every row is compared with `cnn_explain::attribution::compare` and the table is written.
 //!
 //! Phases (arguments after `--`):
-//! - `--crate` (or `PEERS_WORK` set, as the script does): times the crate's methods and exports the weights, inputs, targets and maps into the
-//!   work folder (`target/bench-peers/work/`, see `peers/export.rs` for the files);
-//! - `--report`: reads the crate's and the peers' results, checks every pair of maps with
-//!   `cnn_explain::attribution::compare` and writes the table.
+//! - `--run` (or `PEERS_WORK` set, as the script does): the interleaved run, then the report;
+//! - `--report`: the report alone, from the work folder of an earlier run (`crate.json`,
+//!   `peers.json` and the maps of both sides).
 //!
-//! Environment: `BENCH_THREADS` (default 2), `PEERS_REPS` (timed runs, default 5), `PEERS_QUICK=1`
-//! (the small CNN only, 2 timed runs: to check the pipeline), `PEERS_FULL=1` (Score-CAM, occlusion
-//! and LIME on the ResNets too), `PEERS_RESNET50=1` (adds ResNet-50), `PEERS_WORK` (the work folder).
+//! Environment: `BENCH_THREADS` (default 2, both sides), `PEERS_REPS` (timed runs, default 5),
+//! `PEERS_QUICK=1` (the small CNN only, 2 timed runs: to check the pipeline), `PEERS_FULL=1`
+//! (Score-CAM, occlusion and LIME on the ResNets too), `PEERS_RESNET50=1` (adds ResNet-50),
+//! `PEERS_WORK` (the work folder), `PEERS_PYTHON` (the reference environment's Python, default
+//! `.venv-ref/bin/python`), `PEERS_TIMEOUT` (seconds to wait for one answer of the Python side
+//! before giving up, default 1800).
 //!
 //! Cases: the small CNN at 64x64 (layer `block3`) and ResNet-18 at 224x224 (`layer4`), batch 1 and
 //! 16, random weights (seed 0), smooth random images (seed 1); every method runs on the crate's
@@ -24,6 +39,8 @@
 
 #[path = "peers/export.rs"]
 mod export;
+#[path = "peers/server.rs"]
+mod server;
 
 use cnn_explain::attribution::cam::{GradCam, GradCamPlusPlus, LayerCam, ScoreCam};
 use cnn_explain::attribution::gradient::{IntegratedGradients, Saliency};
@@ -36,8 +53,11 @@ use cnn_explain::prelude::*;
 use cnn_explain::rng::Rng;
 use cnn_explain::train::{Optimizer, Schedule, TrackedSet};
 use export::*;
-use std::path::Path;
-use std::time::Instant;
+use serde_json::json;
+use server::PeerServer;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use tch::nn;
 
 const SETTINGS: &[&str] = &[
@@ -53,23 +73,6 @@ const SETTINGS: &[&str] = &[
 
 const TRAIN_IMAGES: usize = 1024;
 
-/// Runs `f` `warm` times untimed then `reps` times timed; the times and the last output.
-fn timed(warm: usize, reps: usize, mut f: impl FnMut() -> Result<Tensor>) -> Result<(Vec<f64>, Tensor)> {
-    for _ in 0..warm {
-        let _ = f()?;
-    }
-    let mut times = Vec::with_capacity(reps);
-    let mut last = None;
-    for _ in 0..reps {
-        let start = Instant::now();
-        let out = f()?;
-        times.push(start.elapsed().as_secs_f64());
-        last = Some(out);
-    }
-    last.map(|l| (times, l))
-        .ok_or_else(|| Error::invalid("reps", "must be at least 1"))
-}
-
 /// Forward + backward to the input of the target scores: the floor of gradient methods.
 fn floor(model: &dyn Model, xs: &Tensor, classes: &Tensor) -> Result<Tensor> {
     tch::with_grad(|| {
@@ -81,60 +84,175 @@ fn floor(model: &dyn Model, xs: &Tensor, classes: &Tensor) -> Result<Tensor> {
     })
 }
 
+/// Seconds `f` takes, and its output.
+fn time_it<T>(f: impl FnOnce() -> Result<T>) -> Result<(f64, T)> {
+    let start = Instant::now();
+    let out = f()?;
+    Ok((start.elapsed().as_secs_f64(), out))
+}
+
 struct Case<'a> {
     model: &'a Staged,
-    name: &'a str,
-    layer: &'a str,
+    info: &'a ModelInfo,
     batch: i64,
     xs: Tensor,
     classes: Tensor,
+}
+
+/// The timed runs of one row: the crate's, its floor's (if paired) and each peer's.
+struct Rounds {
+    mine: Vec<f64>,
+    floor: Vec<f64>,
+    peers: Vec<Vec<f64>>,
 }
 
 struct Runner {
     warm: usize,
     reps: usize,
     rows: Vec<TimedRow>,
+    peer_rows: Vec<TimedRow>,
+    server: PeerServer,
+    /// The peers of each method, as the server lists them.
+    peers: HashMap<String, Vec<String>>,
 }
 
 impl Runner {
-    /// Times one method on a case; keeps its map under `method` in `maps`.
+    fn peers_of(&self, method: &str) -> Vec<String> {
+        self.peers.get(method).cloned().unwrap_or_default()
+    }
+
+    /// `warm` untimed then `reps` timed rounds of: `mine(round)` (the crate's seconds and, if
+    /// paired, its floor's), then one run of each peer (prepared already).
+    fn interleave(
+        &mut self,
+        method: &str,
+        peers: &[String],
+        mut mine: impl FnMut(usize) -> Result<(f64, Option<f64>)>,
+    ) -> Result<Rounds> {
+        let mut r = Rounds {
+            mine: Vec::with_capacity(self.reps),
+            floor: Vec::with_capacity(self.reps),
+            peers: vec![Vec::with_capacity(self.reps); peers.len()],
+        };
+        for round in 0..self.warm + self.reps {
+            let (t, floor_t) = mine(round)?;
+            let mut theirs = Vec::with_capacity(peers.len());
+            for p in peers {
+                theirs.push(self.server.run(method, p, round)?);
+            }
+            if round >= self.warm {
+                r.mine.push(t);
+                r.floor.extend(floor_t);
+                for (v, s) in r.peers.iter_mut().zip(theirs) {
+                    v.push(s);
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    /// Keeps the rows of a finished row, prints them.
+    fn record(
+        &mut self,
+        (model, batch, method): (&str, i64, &str),
+        images: i64,
+        note: &str,
+        peers: &[String],
+        rounds: Rounds,
+    ) {
+        let row = TimedRow {
+            model: model.to_string(),
+            batch,
+            method: method.to_string(),
+            who: "crate".into(),
+            times: rounds.mine,
+            images,
+            note: note.to_string(),
+            floor_times: rounds.floor,
+        };
+        let (m, lo, hi) = row.per_image();
+        let mut line = format!("{model:10} b{batch:<2} {method:11} crate {m:.3e} s/img [{lo:.3e}, {hi:.3e}]");
+        if !row.floor_times.is_empty() {
+            line += &format!(" x floor {:.2}", paired_ratio(&row.times, &row.floor_times));
+        }
+        for (p, times) in peers.iter().zip(rounds.peers) {
+            let peer = TimedRow {
+                who: p.clone(),
+                times,
+                floor_times: Vec::new(),
+                note: String::new(),
+                ..row.clone()
+            };
+            line += &format!(
+                " | {p} {:.3e} ({:.2}x)",
+                peer.per_image().0,
+                paired_ratio(&peer.times, &row.times)
+            );
+            self.peer_rows.push(peer);
+        }
+        println!("{line}  load {}", load_average());
+        self.rows.push(row);
+    }
+
+    /// Times one method on a case against its peers, interleaved; keeps the crate's map under
+    /// `method` in `maps` (the peers keep theirs in the server).
     fn run(
         &mut self,
         case: &Case,
         method: &str,
         maps: &mut Vec<(String, Tensor)>,
-        f: impl FnMut() -> Result<Tensor>,
+        mut f: impl FnMut() -> Result<Tensor>,
     ) -> Result<()> {
-        let (warm, reps) = (self.warm, self.reps);
-        let (times, map) = timed(warm, reps, f)?;
-        let row = TimedRow {
-            model: case.name.to_string(),
-            batch: case.batch,
-            method: method.to_string(),
-            who: "crate".into(),
-            times,
-            images: case.batch,
-            note: String::new(),
-        };
-        let (m, lo, hi) = row.per_image();
-        println!(
-            "{:10} b{:<2} {:11} {:>10.5} s/img [{:.5}-{:.5}]  load {}",
-            case.name,
-            case.batch,
-            method,
-            m,
-            lo,
-            hi,
-            load_average()
-        );
-        self.rows.push(row);
+        let peers = self.peers_of(method);
+        for p in &peers {
+            self.server
+                .call(json!({"cmd": "prepare", "method": method, "peer": p}))?;
+        }
+        let model = case.model as &dyn Model;
+        let pair_floor = method != "floor";
+        let mut last = None;
+        let rounds = self.interleave(method, &peers, |_| {
+            let (t, out) = time_it(&mut f)?;
+            last = Some(out);
+            let floor_t = if pair_floor {
+                Some(time_it(|| floor(model, &case.xs, &case.classes))?.0)
+            } else {
+                None
+            };
+            Ok((t, floor_t))
+        })?;
+        for p in &peers {
+            self.server
+                .call(json!({"cmd": "finish", "method": method, "peer": p}))?;
+        }
+        let map = last.ok_or_else(|| Error::invalid("reps", "must be at least 1"))?;
         maps.push((method.to_string(), map.detach().to_kind(Kind::Float)));
+        self.record(
+            (case.info.name.as_str(), case.batch, method),
+            case.batch,
+            "",
+            &peers,
+            rounds,
+        );
         Ok(())
     }
 }
 
 fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Result<CaseInfo> {
     let (model, xs) = (case.model as &dyn Model, &case.xs);
+    let (name, layer) = (case.info.name.as_str(), case.info.layer.as_str());
+    // Export the case first, so that both sides run on the same input from the first row.
+    let input = input_file(name, case.batch);
+    write_tensors(
+        &dir.join(&input),
+        &[
+            ("input".into(), xs.shallow_clone()),
+            ("targets".into(), case.classes.shallow_clone()),
+        ],
+    )?;
+    runner
+        .server
+        .call(json!({"cmd": "case", "model": case.info, "batch": case.batch, "input": input}))?;
     let target = Target::PerSample(Vec::<i64>::try_from(&case.classes)?);
     let mut maps: Vec<(String, Tensor)> = Vec::new();
 
@@ -152,7 +270,6 @@ fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Re
         let ig = IntegratedGradients::default();
         runner.run(case, "ig", &mut maps, || ig.attribute(model, xs, &target))?;
     }
-    let layer = case.layer;
     let gc = GradCam::new(layer);
     runner.run(case, "gradcam", &mut maps, || gc.attribute(model, xs, &target))?;
     let gcpp = GradCamPlusPlus::new(layer);
@@ -186,25 +303,21 @@ fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Re
         let lime = Lime::default();
         runner.run(case, "lime", &mut maps, || lime.attribute(model, xs, &target))?;
     }
-    let input = input_file(case.name, case.batch);
-    write_tensors(
-        &dir.join(&input),
-        &[
-            ("input".into(), xs.shallow_clone()),
-            ("targets".into(), case.classes.shallow_clone()),
-        ],
-    )?;
-    let maps_file = crate_maps_file(case.name, case.batch);
+    let maps_file = crate_maps_file(name, case.batch);
     write_tensors(&dir.join(&maps_file), &maps)?;
+    runner
+        .server
+        .call(json!({"cmd": "save", "model": name, "batch": case.batch}))?;
     Ok(CaseInfo {
-        model: case.name.to_string(),
+        model: name.to_string(),
         batch: case.batch,
         input,
         maps: maps_file,
     })
 }
 
-/// One epoch of `fit` on the built-in shapes, from the same initial weights each run.
+/// One epoch of `fit` on the built-in shapes, from the same initial weights each run, alternating
+/// with PyTorch's epoch on the same data from the same weights.
 fn bench_train(runner: &mut Runner, dir: &Path) -> Result<TrainInfo> {
     let splits = generate(&ShapesConfig {
         train: TRAIN_IMAGES,
@@ -248,33 +361,69 @@ fn bench_train(runner: &mut Runner, dir: &Path) -> Result<TrainInfo> {
         ..Default::default()
     };
     let data = FitData::new(&train);
-    let mut times = Vec::new();
-    for i in 0..runner.warm + runner.reps {
+    let method = "train_epoch";
+    let peers = runner.peers_of(method);
+    for p in &peers {
+        runner
+            .server
+            .call(json!({"cmd": "prepare", "method": method, "peer": p, "train": info}))?;
+    }
+    let init = dir.join(&info.init);
+    let rounds = runner.interleave(method, &peers, |_| {
         let mut vs = nn::VarStore::new(Device::Cpu);
         let model = build(Arch::SmallCnn, &vs.root(), 6)?;
-        weights::load(&vs, dir.join(&info.init))?;
-        let start = Instant::now();
-        fit(&model, &mut vs, &data, &cfg, &mut [])?;
-        if i >= runner.warm {
-            times.push(start.elapsed().as_secs_f64());
-        }
+        weights::load(&vs, &init)?;
+        let (t, _) = time_it(|| fit(&model, &mut vs, &data, &cfg, &mut []))?;
+        Ok((t, None))
+    })?;
+    for p in &peers {
+        runner
+            .server
+            .call(json!({"cmd": "finish", "method": method, "peer": p}))?;
     }
-    let row = TimedRow {
-        model: "small_cnn".into(),
-        batch: info.batch_size,
-        method: "train_epoch".into(),
-        who: "crate".into(),
-        times,
-        images: TRAIN_IMAGES as i64,
-        note: format!("{TRAIN_IMAGES} images"),
-    };
-    println!("small_cnn  train epoch {:.5} s/img", row.per_image().0);
-    runner.rows.push(row);
+    runner.record(
+        ("small_cnn", info.batch_size, method),
+        TRAIN_IMAGES as i64,
+        &format!("{TRAIN_IMAGES} images"),
+        &peers,
+        rounds,
+    );
     Ok(info)
 }
 
 fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Starts the Python side (`scripts/bench/peers.py --serve`) with the reference environment.
+fn start_server(dir: &Path, threads: i32) -> Result<PeerServer> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var("PEERS_PYTHON")
+        .unwrap_or_else(|_| root.join(".venv-ref/bin/python").to_string_lossy().into_owned());
+    let timeout = std::env::var("PEERS_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(1800);
+    let script = root.join("scripts/bench/peers.py");
+    let args = [
+        script.to_string_lossy().into_owned(),
+        "--serve".into(),
+        "--work".into(),
+        dir.to_string_lossy().into_owned(),
+        "--threads".into(),
+        threads.to_string(),
+    ];
+    PeerServer::spawn(&python, &args, Duration::from_secs(timeout)).map_err(|e| match e {
+        Error::Io { path, source } => Error::data(
+            path,
+            format!(
+                "cannot start the Python peer server ({source}): make the reference environment with \
+                 scripts/reference-env.sh (scripts/bench-peers.sh does), or point PEERS_PYTHON at its python"
+            ),
+        ),
+        e => e,
+    })
 }
 
 fn run() -> Result<()> {
@@ -294,14 +443,37 @@ fn run() -> Result<()> {
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let load_before = load_average();
     println!(
-        "peers, crate side: {} threads, 1 warm-up + {reps} timed runs, work folder {}, load {load_before}",
+        "peers: {} threads, 1 warm-up + {reps} timed runs per side, interleaved; work folder {}, load {load_before}",
         tch::get_num_threads(),
         dir.display()
     );
+    let server = start_server(&dir, tch::get_num_threads())?;
+    let hello = server.hello.clone();
+    let field = |k: &str| {
+        hello
+            .get(k)
+            .cloned()
+            .ok_or_else(|| Error::invalid("peer server hello", format!("has no `{k}`: {hello}")))
+    };
+    let versions: HashMap<String, String> = serde_json::from_value(field("versions")?)?;
+    let peers: HashMap<String, Vec<String>> = serde_json::from_value(field("peers")?)?;
+    let py_threads = field("threads")?.as_i64().unwrap_or(-1) as i32;
+    let mut listed: Vec<_> = versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    listed.sort();
+    println!("peers, Python side: {} | {py_threads} threads", listed.join(", "));
+    if py_threads != tch::get_num_threads() {
+        println!(
+            "warning: the Python side runs {py_threads} threads, the crate {}",
+            tch::get_num_threads()
+        );
+    }
     let mut runner = Runner {
         warm: 1,
         reps,
         rows: Vec::new(),
+        peer_rows: Vec::new(),
+        server,
+        peers,
     };
     let mut specs: Vec<(&str, Arch, i64, i64, &str)> = vec![("small_cnn", Arch::SmallCnn, 6, 64, "block3")];
     if !quick {
@@ -316,13 +488,13 @@ fn run() -> Result<()> {
         let model = build(arch, &vs.root(), classes)?;
         let weights_file = format!("{name}.safetensors");
         weights::save(&vs, dir.join(&weights_file))?;
-        models.push(ModelInfo {
+        let info = ModelInfo {
             name: name.into(),
             classes,
             size,
             layer: layer.into(),
             weights: weights_file,
-        });
+        };
         for batch in [1i64, 16] {
             // Smooth random images, so that SLIC finds regions and the classes vary.
             let xs = Rng::new(1)
@@ -331,8 +503,7 @@ fn run() -> Result<()> {
             let classes = tch::no_grad(|| model.logits(&xs))?.argmax(1, false);
             let case = Case {
                 model: &model,
-                name,
-                layer,
+                info: &info,
                 batch,
                 xs,
                 classes,
@@ -348,22 +519,38 @@ fn run() -> Result<()> {
             };
             cases.push(bench_case(&case, slow, &mut runner, &dir)?);
         }
+        models.push(info);
     }
     let train = Some(bench_train(&mut runner, &dir)?);
+    let Runner {
+        rows,
+        peer_rows,
+        server,
+        ..
+    } = runner;
+    server.quit()?;
+    let load = vec![load_before, load_average()];
     let run = CrateRun {
         threads: tch::get_num_threads(),
-        warmup: runner.warm,
+        warmup: 1,
         reps,
-        load: vec![load_before, load_average()],
+        load: load.clone(),
         settings: SETTINGS.iter().map(|s| s.to_string()).collect(),
         models,
         cases,
-        rows: runner.rows,
+        rows,
         train,
     };
     write_json(&dir.join("crate.json"), &run)?;
-    println!("wrote {}", dir.join("crate.json").display());
-    Ok(())
+    let peers = PeerRun {
+        threads: py_threads,
+        versions,
+        load,
+        rows: peer_rows,
+    };
+    write_json(&dir.join("peers.json"), &peers)?;
+    println!("wrote {}", dir.join("{crate,peers}.json").display());
+    report()
 }
 
 fn report() -> Result<()> {
@@ -380,8 +567,7 @@ fn report() -> Result<()> {
             "threads": crate_run.threads,
             "reps": crate_run.reps,
             "warmup": crate_run.warmup,
-            "load_crate": crate_run.load,
-            "load_python": peers.load,
+            "load": crate_run.load,
             "versions": peers.versions,
             "settings": crate_run.settings,
             "rows": rows,
@@ -413,15 +599,23 @@ fn write_atomic_text(path: &Path, text: &str) -> Result<()> {
     cnn_explain::io::write_atomic(path, text.as_bytes())
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--report") {
+    let done = if args.iter().any(|a| a == "--report") {
         report()
-    } else if args.iter().any(|a| a == "--crate") || std::env::var_os("PEERS_WORK").is_some() {
+    } else if args.iter().any(|a| a == "--run") || std::env::var_os("PEERS_WORK").is_some() {
         run()
     } else {
         // `cargo bench` (all benches) lands here: the comparison needs the Python side too.
-        println!("peers: run `make bench-peers` (scripts/bench-peers.sh), or `cargo bench --bench peers -- --crate` for the crate side alone");
+        println!("peers: run `make bench-peers` (scripts/bench-peers.sh), or `cargo bench --bench peers -- --run` with .venv-ref made");
         Ok(())
+    };
+    match done {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The message, not the Debug form: it says what failed and what to do.
+            eprintln!("peers: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -4,16 +4,22 @@
 # target/bench-peers/work/ with the weights, inputs and maps of both sides).
 #
 #   1. makes the reference environment .venv-ref if it is missing (scripts/reference-env.sh);
-#   2. builds and runs the crate side (cargo bench --bench peers, release profile);
-#   3. runs the Python side (.venv-ref/bin/python scripts/bench/peers.py) on the same files;
-#   4. joins both into the table (cargo bench --bench peers -- --report).
+#   2. builds and runs `cargo bench --bench peers` (release profile). It starts the Python side
+#      once as a server (.venv-ref/bin/python scripts/bench/peers.py --serve), exports each case
+#      (weights, inputs, targets), then times both sides interleaved run by run (crate run i, each
+#      peer's run i, crate run i + 1, ...), so that every pair of runs sees the same load; then
+#      checks the maps of both sides against each other and writes the table.
+#
+# `cargo bench --bench peers -- --report` re-makes the table from the work folder of the last run.
 #
 # Options (environment): BENCH_THREADS (default 2: both sides), PEERS_REPS (timed runs, default 5),
-# PEERS_QUICK=1 (small CNN only, 2 runs: checks the pipeline in a few minutes), PEERS_RESNET50=1.
+# PEERS_QUICK=1 (small CNN only, 2 runs: checks the pipeline in a few minutes), PEERS_FULL=1,
+# PEERS_RESNET50=1, PEERS_TIMEOUT (seconds to wait for one answer of the Python side, default 1800).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 export BENCH_THREADS="${BENCH_THREADS:-2}"
+# Idle OpenMP threads sleep instead of spinning while the other side runs.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 if [ ! -x .venv-ref/bin/python ] || ! .venv-ref/bin/python -c 'import torch, captum, pytorch_grad_cam, torchcam, lime' 2>/dev/null; then
   # .venv-ref may be a link into the main checkout: let the script make it there.
@@ -24,16 +30,13 @@ if [ ! -x .venv-ref/bin/python ] || ! .venv-ref/bin/python -c 'import torch, cap
     scripts/reference-env.sh
   fi
 fi
+export PEERS_PYTHON="${PEERS_PYTHON:-$PWD/.venv-ref/bin/python}"
 target="${CARGO_TARGET_DIR:-target}"
-export PEERS_WORK="${PEERS_WORK:-$PWD/$target/bench-peers/work}"
+case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
+export PEERS_WORK="${PEERS_WORK:-$target/bench-peers/work}"
 mkdir -p "$PEERS_WORK"
 rm -f "$PEERS_WORK"/*.safetensors "$PEERS_WORK"/*.json
 start=$(date +%s)
 echo "== bench-peers: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $BENCH_THREADS threads"
-echo "== 1/3 crate side"
-cargo bench --bench peers
-echo "== 2/3 Python side"
-.venv-ref/bin/python scripts/bench/peers.py --work "$PEERS_WORK" --threads "$BENCH_THREADS"
-echo "== 3/3 report"
-cargo bench --bench peers -- --report
+cargo bench --bench peers -- --run
 echo "== bench-peers: $(( $(date +%s) - start )) s; load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,9 +1,12 @@
 //! The files `benches/peers.rs` hands to the Python side (`scripts/bench/peers.py`) and the report
 //! that joins both, on a tiny case: the format round-trips, the weights carry torchvision's names,
-//! and the report computes the ratios and flags maps that disagree.
+//! the report computes the ratios (paired run by run) and flags maps that disagree; and the handle
+//! on the Python peer server turns its failures (an error, death, silence) into errors, not hangs.
 
 #[path = "../benches/peers/export.rs"]
 mod export;
+#[path = "../benches/peers/server.rs"]
+mod server;
 
 use cnn_explain::models::{build, weights, Arch};
 use cnn_explain::prelude::*;
@@ -18,6 +21,7 @@ fn timed(model: &str, batch: i64, method: &str, who: &str, times: &[f64]) -> Tim
         times: times.to_vec(),
         images: batch,
         note: String::new(),
+        floor_times: Vec::new(),
     }
 }
 
@@ -155,4 +159,125 @@ fn random_methods_are_compared_by_correlation() {
     assert!(!is_random("gradcam") && !is_random("occlusion"));
     assert!(known_difference("gradcampp", "torchcam").is_some());
     assert!(known_difference("gradcam", "torchcam").is_none());
+}
+
+#[test]
+fn ratios_pair_each_run_with_the_run_next_to_it() {
+    // Per-run ratios 4, 0.5, 2: median 2, where the ratio of the medians is 2 / 2 = 1.
+    assert_eq!(paired_ratio(&[1.0, 2.0, 4.0], &[0.25, 4.0, 2.0]), 2.0);
+    // Runs that do not pair up: the ratio of the medians.
+    assert_eq!(paired_ratio(&[1.0, 2.0, 3.0], &[2.0]), 1.0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut sal = timed("m", 1, "saliency", "crate", &[1.0, 2.0, 4.0]);
+    sal.floor_times = vec![0.25, 4.0, 2.0];
+    let run = CrateRun {
+        threads: 2,
+        warmup: 1,
+        reps: 3,
+        load: vec!["1.00 1.00 1.00".into(), "3.00 2.00 1.00".into()],
+        settings: vec![],
+        models: vec![],
+        cases: vec![],
+        rows: vec![timed("m", 1, "floor", "crate", &[10.0, 10.0, 10.0]), sal],
+        train: None,
+    };
+    let peers = PeerRun {
+        threads: 2,
+        versions: Default::default(),
+        load: run.load.clone(),
+        // Per-run ratios to the crate 3, 1, 2: median 2 (ratio of the medians: 3 / 2).
+        rows: vec![timed("m", 1, "saliency", "captum", &[3.0, 2.0, 8.0])],
+    };
+    let rows = report_rows(dir.path(), &run, &peers).unwrap();
+    let sal = &rows[1];
+    // The floor timed next to each run, not the floor row (which would give 2 / 10).
+    assert_eq!(sal.crate_over_floor, Some(2.0));
+    assert_eq!(sal.peer_over_crate, Some(2.0));
+    assert_eq!(sal.crate_s_per_image, 2.0);
+    assert_eq!(sal.peer_s_per_image, Some(3.0));
+    // The floor row's own ratio stays empty; the row round-trips with its floor times.
+    assert_eq!(rows[0].crate_over_floor, None);
+    let json = serde_json::to_string(&run.rows[1]).unwrap();
+    let back: TimedRow = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.floor_times, vec![0.25, 4.0, 2.0]);
+    // Rows written without floor times (the field is optional) still read.
+    let old = r#"{"model":"m","batch":1,"method":"x","who":"crate","times":[1.0],"images":1}"#;
+    assert!(serde_json::from_str::<TimedRow>(old)
+        .unwrap()
+        .floor_times
+        .is_empty());
+
+    let md = markdown(&rows, &run, &peers);
+    assert!(
+        md.contains("at the start -> end of the run: 1.00 1.00 1.00 -> 3.00 2.00 1.00"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| m | 1 | saliency | 2.00 [1.00, 4.00] | 2.00 | captum | 3.00 [2.00, 8.00] | 2.00 |"),
+        "{md}"
+    );
+}
+
+/// A stand-in for the Python peer server: a shell script that says hello, then does `rest`.
+#[cfg(unix)]
+fn fake_server(rest: &str, timeout_ms: u64) -> Result<server::PeerServer> {
+    let script = format!("echo '{{\"ok\": true, \"threads\": 2}}'; {rest}");
+    server::PeerServer::spawn(
+        "sh",
+        &["-c".to_string(), script],
+        std::time::Duration::from_millis(timeout_ms),
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn peer_server_answers_and_its_failures_are_errors_not_hangs() {
+    use serde_json::json;
+    // Answers one `run`, then reports an error, then quits when asked.
+    let mut s = fake_server(
+        r#"read l; echo '{"ok": true, "seconds": 0.25}'; read l; echo '{"ok": false, "error": "ValueError: no case loaded"}'; read l; echo '{"ok": true}'"#,
+        20_000,
+    )
+    .unwrap();
+    assert_eq!(s.hello["threads"], 2);
+    assert_eq!(s.run("gradcam", "torchcam", 0).unwrap(), 0.25);
+    let e = s
+        .call(json!({"cmd": "prepare", "method": "gradcam"}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("failed `prepare`") && e.contains("ValueError: no case loaded"),
+        "{e}"
+    );
+    s.quit().unwrap();
+
+    // Dies in the middle of a command: the error names the command and the exit status.
+    let mut s = fake_server("read l; exit 3", 20_000).unwrap();
+    let e = s.run("lime", "lime", 1).unwrap_err().to_string();
+    assert!(e.contains("stopped while running `run`"), "{e}");
+    assert!(e.contains("exit status: 3"), "{e}");
+    // Later commands fail too, at once.
+    assert!(s.run("lime", "lime", 2).is_err());
+
+    // Answers with something that is not JSON.
+    let mut s = fake_server(
+        "read l; echo 'Traceback (most recent call last):'; read l",
+        20_000,
+    )
+    .unwrap();
+    let e = s.call(json!({"cmd": "save"})).unwrap_err().to_string();
+    assert!(e.contains("not JSON") && e.contains("Traceback"), "{e}");
+
+    // Never answers: given up after the timeout and killed.
+    let mut s = fake_server("exec sleep 60", 300).unwrap();
+    let e = s.run("ig", "captum", 0).unwrap_err().to_string();
+    assert!(e.contains("did not answer `run`") && e.contains("killed"), "{e}");
+
+    // Cannot start at all.
+    let e = server::PeerServer::spawn("/nonexistent/python", &[], std::time::Duration::from_secs(1))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("/nonexistent/python"), "{e}");
 }

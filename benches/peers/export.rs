@@ -9,8 +9,10 @@
 //! - `<model>_b<batch>_crate.safetensors`: the crate's maps, one per method key (and
 //!   `<method>@<peer>` where the crate is run with a peer's convention for the comparison);
 //! - `train_data.safetensors` (`images`, `labels`) and `small_cnn_train_init.safetensors`;
-//! - written by Python: `peers.json` ([`PeerRun`]) and `<model>_b<batch>_peers.safetensors`, maps
-//!   under `<method>/<peer>`.
+//! - `peers.json` ([`PeerRun`]): the peers' timed rows, as the peer server reported them to the
+//!   crate side (both sides are timed in the same run, interleaved);
+//! - written by the Python peer server: `<model>_b<batch>_peers.safetensors`, maps under
+//!   `<method>/<peer>`.
 
 // Each includer uses a different part.
 #![allow(dead_code)]
@@ -89,6 +91,11 @@ pub struct TimedRow {
     /// A remark (settings that differ, why a map is not compared).
     #[serde(default)]
     pub note: String,
+    /// Crate rows: seconds of the crate's floor (forward + backward to the input, same case, same
+    /// images) timed right after each of `times`, so `x floor` pairs runs under the same load.
+    /// Empty for the floor itself, the training row and the peers' rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub floor_times: Vec<f64>,
 }
 
 impl TimedRow {
@@ -97,6 +104,18 @@ impl TimedRow {
         let (m, lo, hi) = summary(&self.times);
         let n = self.images.max(1) as f64;
         (m / n, lo / n, hi / n)
+    }
+}
+
+/// `num` over `den` where run `i` of one was taken next to run `i` of the other: the median of the
+/// per-run ratios (each pair saw the same load). Runs that do not pair up (lengths differ) fall
+/// back to the ratio of the medians. Both in seconds per call of the same number of images.
+pub fn paired_ratio(num: &[f64], den: &[f64]) -> f64 {
+    if !num.is_empty() && num.len() == den.len() {
+        let ratios: Vec<f64> = num.iter().zip(den).map(|(a, b)| a / b).collect();
+        summary(&ratios).0
+    } else {
+        summary(num).0 / summary(den).0
     }
 }
 
@@ -126,7 +145,7 @@ pub struct CrateRun {
     pub warmup: usize,
     /// Timed runs.
     pub reps: usize,
-    /// `/proc/loadavg` before and after the crate side.
+    /// `/proc/loadavg` at the start and the end of the run (both sides: they are interleaved).
     pub load: Vec<String>,
     /// The method settings, as text (the Python side uses the same ones).
     pub settings: Vec<String>,
@@ -140,14 +159,14 @@ pub struct CrateRun {
     pub train: Option<TrainInfo>,
 }
 
-/// What the Python side ran (`peers.json`).
+/// What the Python side ran (`peers.json`), as the crate side collected it from the peer server.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PeerRun {
     /// torch's intra-op threads.
     pub threads: i32,
     /// Library versions (`torch`, `captum`, ...).
     pub versions: HashMap<String, String>,
-    /// `/proc/loadavg` before and after the Python side.
+    /// `/proc/loadavg` at the start and the end of the run (the same as the crate's).
     pub load: Vec<String>,
     /// The peers' timed rows.
     pub rows: Vec<TimedRow>,
@@ -231,7 +250,9 @@ pub struct ReportRow {
     pub crate_s_per_image: f64,
     /// Crate: fastest and slowest run, seconds per image.
     pub crate_spread: (f64, f64),
-    /// Crate time over the crate's floor (forward + backward to the input) on the same case.
+    /// Crate time over the crate's floor (forward + backward to the input) on the same case: the
+    /// median of the per-run ratios to the floor timed right after each run ([`TimedRow::floor_times`]),
+    /// or, without those, over the median of the case's `floor` row.
     pub crate_over_floor: Option<f64>,
     /// The peer library (`None`: no peer has the method).
     pub peer: Option<String>,
@@ -239,7 +260,8 @@ pub struct ReportRow {
     pub peer_s_per_image: Option<f64>,
     /// Peer: fastest and slowest run, seconds per image.
     pub peer_spread: Option<(f64, f64)>,
-    /// Peer time over crate time (> 1: the crate is faster).
+    /// Peer time over crate time (> 1: the crate is faster): the median of the per-run ratios
+    /// ([`paired_ratio`]; peer run i ran right after crate run i).
     pub peer_over_crate: Option<f64>,
     /// `max_abs_diff` (deterministic methods) or `correlation` (random ones).
     pub agreement_metric: Option<String>,
@@ -295,6 +317,7 @@ pub fn report_rows(dir: &Path, crate_run: &CrateRun, peers: &PeerRun) -> Result<
         let (med, lo, hi) = row.per_image();
         let over_floor = match row.method.as_str() {
             "train_epoch" | "floor" => None,
+            _ if !row.floor_times.is_empty() => Some(paired_ratio(&row.times, &row.floor_times)),
             _ => floor(&row.model, row.batch).map(|f| med / f),
         };
         let base = ReportRow {
@@ -328,7 +351,11 @@ pub fn report_rows(dir: &Path, crate_run: &CrateRun, peers: &PeerRun) -> Result<
             r.peer = Some(p.who.clone());
             r.peer_s_per_image = Some(pm);
             r.peer_spread = Some((plo, phi));
-            r.peer_over_crate = Some(pm / med);
+            r.peer_over_crate = Some(if p.images == row.images {
+                paired_ratio(&p.times, &row.times)
+            } else {
+                pm / med
+            });
             let mut notes: Vec<String> = [row.note.as_str(), p.note.as_str()]
                 .iter()
                 .filter(|s| !s.is_empty())
@@ -379,11 +406,29 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
         .map(|(k, v)| format!("{k} {v}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let load = |l: &[String]| {
+        format!(
+            "{} -> {}",
+            l.first().map_or("?", String::as_str),
+            l.last().map_or("?", String::as_str)
+        )
+    };
+    let load = if crate_run.load == peers.load {
+        format!("at the start -> end of the run: {}", load(&crate_run.load))
+    } else {
+        format!(
+            "crate side {}; Python side {}",
+            load(&crate_run.load),
+            load(&peers.load)
+        )
+    };
     let mut md = format!(
         "Seconds per image, median of {} runs after {} warm-up [fastest, slowest]; {} threads on both sides \
-         (crate: libtorch from torch 2.13.0; Python: {versions}).\n\
-         Load average (1, 5, 15 min): crate side {} -> {}; Python side {} -> {}.\n\
-         `x floor`: crate time / crate forward+backward to the input on the same case. `peer / crate` > 1: the crate is faster. \
+         (crate: libtorch from torch 2.13.0; Python: {versions}). The two sides are interleaved run by run \
+         (crate run i, crate floor run i, each peer's run i, then run i + 1), one side running at a time.\n\
+         Load average (1, 5, 15 min) {load}.\n\
+         `x floor`: crate time / crate forward+backward to the input on the same case (median of the per-run ratios). \
+         `peer / crate`: median of the per-run ratios; > 1: the crate is faster. \
          Agreement: max |difference| of the per-sample min-max normalised maps (deterministic methods, must be <= {TOLERANCE:e}), \
          or Pearson correlation (random methods, `r=`).\n\n\
          | model | batch | method | crate s/img [spread] | x floor | peer | peer s/img [spread] | peer / crate | agreement |\n\
@@ -391,10 +436,6 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
         crate_run.reps,
         crate_run.warmup,
         crate_run.threads,
-        crate_run.load.first().map_or("?", String::as_str),
-        crate_run.load.last().map_or("?", String::as_str),
-        peers.load.first().map_or("?", String::as_str),
-        peers.load.last().map_or("?", String::as_str),
     );
     for r in rows {
         let agreement = match (r.agreement_metric.as_deref(), r.agreement, r.agrees) {

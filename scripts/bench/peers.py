@@ -4,29 +4,34 @@
 Run with the reference environment (scripts/reference-env.sh makes .venv-ref: torch 2.13.0,
 captum 0.9.0, grad-cam (pytorch-grad-cam) 1.5.7, torchcam 0.5.0, lime 0.2.0.1):
 
-    .venv-ref/bin/python scripts/bench/peers.py --work target/bench-peers/work --threads 2
+    .venv-ref/bin/python scripts/bench/peers.py --serve --work target/bench-peers/work --threads 2
     .venv-ref/bin/python scripts/bench/peers.py --self-check
 
-It reads the work folder the crate side wrote (crate.json, the weights under torchvision's names,
-the inputs and target classes), builds the same architectures (torchvision's ResNets; the small CNN
-of scripts/bench/pytorch_train.py), loads the identical weights (every name must match), and for
-every (model, batch, method) row the crate ran, times each peer library that has the method: one
-warm-up run, then as many timed runs as the crate did. It writes peers.json (times, versions, load)
-and <model>_b<batch>_peers.safetensors (maps under "<method>/<peer>") for the report.
+--serve: started once by the crate side (`cargo bench --bench peers`, run by scripts/bench-peers.sh),
+which drives it with JSON lines on stdin (one answer per line on stdout; logging on stderr; see
+`Server` for the commands). For each case the crate exported (weights under torchvision's names,
+inputs, target classes in the work folder) it builds the same architecture (torchvision's ResNets;
+the small CNN of scripts/bench/pytorch_train.py), loads the identical weights (every name must
+match), and runs one call of one peer's method whenever the crate asks, so that the crate can
+interleave both sides run by run: crate run i, each peer's run i, crate run i + 1, ... Each library
+object (with its hooks) is made once per row, outside the timed calls, on its own copy of the model
+(so no hook slows another library), and released after the row. The maps of each case's last runs
+go to <model>_b<batch>_peers.safetensors (under "<method>/<peer>") for the report.
 
-Settings follow crate.json's (same steps, samples, windows, batch sizes of the inner passes,
-targets). Each library object (with its hooks) is made once per row, outside the timed calls, and
-released after the row, so no hook slows another library.
+Settings follow the crate's (same steps, samples, windows, batch sizes of the inner passes,
+targets): see SETTINGS in benches/peers.rs.
 
 --self-check: no crate needed; a random small CNN on a random input, every method once, checks the
 shapes and that pytorch-grad-cam and torchcam Grad-CAM agree after normalisation; prints versions.
 """
 import argparse
+import copy
 import importlib.metadata as md
 import json
 import os
 import sys
 import time
+import traceback
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # pytorch-grad-cam's Score-CAM progress bars
 
@@ -61,7 +66,7 @@ def build(name, classes):
         return torchvision.models.resnet18(num_classes=classes)
     if name == "resnet50":
         return torchvision.models.resnet50(num_classes=classes)
-    raise SystemExit(f"unknown model {name!r}")
+    raise ValueError(f"unknown model {name!r}: small_cnn, resnet18 or resnet50")
 
 
 def load_model(work, info):
@@ -70,7 +75,7 @@ def load_model(work, info):
     mine = set(model.state_dict().keys())
     theirs = set(state.keys())
     if mine != theirs:
-        raise SystemExit(f"{info['name']}: weight names differ: missing {sorted(mine - theirs)[:5]}, "
+        raise ValueError(f"{info['name']}: weight names differ: missing {sorted(mine - theirs)[:5]}, "
                          f"unexpected {sorted(theirs - mine)[:5]}")
     model.load_state_dict(state, strict=True)
     return model.eval()
@@ -239,32 +244,35 @@ PEERS = {
 }
 
 
-def timed(call, warm, reps):
-    out = None
-    for _ in range(warm):
-        out = call()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        out = call()
-        times.append(time.perf_counter() - start)
-    return times, out
+class Prepared:
+    """One peer's method, ready to run on the current case: `call()` is timed, `setup(rep)` (untimed)
+    runs before each call, `to_map(output)` makes the map for the comparison, `release()` removes
+    the library's hooks."""
+
+    def __init__(self, call, release=lambda: None, to_map=lambda o: o, setup=None):
+        self.call, self.release, self.to_map, self.setup = call, release, to_map, setup
+        self.out = None
 
 
-def train_epoch(work, info, warm, reps):
+def train_maker(work, info):
+    """One epoch of the small CNN from the crate's initial weights (the crate's `fit` settings)."""
     data = load_file(os.path.join(work, info["data"]))
     images, labels = data["images"], data["labels"]
     init = load_file(os.path.join(work, info["init"]))
     n, bs = images.shape[0], info["batch_size"]
-    times = []
-    for i in range(warm + reps):
+    state = {}
+
+    def setup(rep):
         model = SmallCnn(6)
         model.load_state_dict(init, strict=True)
         model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=info["lr"], momentum=info["momentum"],
-                              weight_decay=info["weight_decay"])
-        torch.manual_seed(i)
-        start = time.perf_counter()
+        state["model"] = model
+        state["opt"] = torch.optim.SGD(model.parameters(), lr=info["lr"], momentum=info["momentum"],
+                                       weight_decay=info["weight_decay"])
+        torch.manual_seed(rep)
+
+    def call():
+        model, opt = state["model"], state["opt"]
         perm = torch.randperm(n)
         for b in range(0, n, bs):
             idx = perm[b:b + bs]
@@ -276,63 +284,151 @@ def train_epoch(work, info, warm, reps):
             opt.step()
             _ = loss.item()
             _ = (logits.argmax(-1) == ys).sum().item()
-        if i >= warm:
-            times.append(time.perf_counter() - start)
-    return times, n
+        return None
+    return Prepared(call, setup=setup, to_map=lambda o: None)
 
 
-def run(work, threads):
-    torch.set_num_threads(threads)
-    with open(os.path.join(work, "crate.json")) as f:
-        crate = json.load(f)
-    warm, reps = crate["warmup"], crate["reps"]
-    vers = versions()
-    print("peers, Python side:", ", ".join(f"{k} {v}" for k, v in vers.items()),
-          f"| {torch.get_num_threads()} threads", flush=True)
-    load_before = load_average()
-    models = {m["name"]: m for m in crate["models"]}
-    built = {}
-    rows = []
-    maps = {}
-    for row in crate["rows"]:
-        name, batch, method = row["model"], row["batch"], row["method"]
+class Server:
+    """The commands of `--serve`, one JSON object per line on stdin, one answer per line on stdout
+    (`{"ok": true, ...}` or `{"ok": false, "error": ...}`; logging goes to stderr):
+
+    - `{"cmd": "case", "model": <ModelInfo>, "batch": B, "input": FILE}`: builds the model (once per
+      name) with the crate's weights, loads the case's `input` and `targets`;
+    - `{"cmd": "prepare", "method": M, "peer": P}` (and `"train": <TrainInfo>` for `train_epoch`):
+      makes the peer's object for M on a copy of the model (so one library's hooks never run in
+      another's calls);
+    - `{"cmd": "run", "method": M, "peer": P, "rep": I}`: one call, answers `{"seconds": S}` (the
+      call alone, timed with `time.perf_counter`);
+    - `{"cmd": "finish", "method": M, "peer": P}`: keeps the last call's map under `M/P` for the
+      case and releases the object;
+    - `{"cmd": "save", "model": NAME, "batch": B}`: writes the case's maps to
+      `<model>_b<batch>_peers.safetensors` in the work folder;
+    - `{"cmd": "quit"}`.
+    """
+
+    def __init__(self, work, threads):
+        self.work = work
+        torch.set_num_threads(threads)
+        self.models = {}
+        self.case = None
+        self.prepared = {}
+        self.maps = {}
+
+    def hello(self):
+        peers = {m: [p for p, _ in ps] for m, ps in PEERS.items()}
+        peers["train_epoch"] = ["torch"]
+        return {"versions": versions(), "threads": torch.get_num_threads(), "peers": peers, "pid": os.getpid()}
+
+    def release_all(self):
+        for p in self.prepared.values():
+            p.release()
+        self.prepared = {}
+
+    def do_case(self, msg):
+        self.release_all()
+        info = msg["model"]
+        if info["name"] not in self.models:
+            self.models[info["name"]] = load_model(self.work, info)
+        case = load_file(os.path.join(self.work, msg["input"]))
+        self.case = {"info": info, "batch": msg["batch"], "model": self.models[info["name"]],
+                     "x": case["input"].float(), "t": case["targets"].long()}
+        return {}
+
+    def do_prepare(self, msg):
+        method, peer = msg["method"], msg["peer"]
         if method == "train_epoch":
+            if peer != "torch":
+                raise ValueError(f"no peer {peer!r} for train_epoch; peers: ['torch']")
+            prepared = train_maker(self.work, msg["train"])
+        else:
+            if self.case is None:
+                raise ValueError("no case loaded: send a `case` command first")
+            makers = dict(PEERS.get(method, []))
+            if peer not in makers:
+                raise ValueError(f"no peer {peer!r} for {method!r}; peers: {sorted(makers)}")
+            c = self.case
+            model = copy.deepcopy(c["model"])
+            prepared = Prepared(*makers[peer](model, c["x"], c["t"], c["info"]))
+        old = self.prepared.pop((method, peer), None)
+        if old is not None:
+            old.release()
+        self.prepared[(method, peer)] = prepared
+        return {}
+
+    def get(self, msg):
+        key = (msg["method"], msg["peer"])
+        if key not in self.prepared:
+            raise ValueError(f"{key[0]}/{key[1]} is not prepared: send `prepare` first")
+        return self.prepared[key]
+
+    def do_run(self, msg):
+        p = self.get(msg)
+        if p.setup is not None:
+            p.setup(int(msg.get("rep", 0)))
+        start = time.perf_counter()
+        p.out = p.call()
+        return {"seconds": time.perf_counter() - start}
+
+    def do_finish(self, msg):
+        p = self.get(msg)
+        del self.prepared[(msg["method"], msg["peer"])]
+        try:
+            m = p.to_map(p.out) if p.out is not None else None
+        finally:
+            p.release()
+        if m is None:
+            return {}
+        m = torch.as_tensor(m).detach().float().contiguous()
+        key = (self.case["info"]["name"], self.case["batch"])
+        self.maps.setdefault(key, {})[f"{msg['method']}/{msg['peer']}"] = m
+        return {"shape": list(m.shape)}
+
+    def do_save(self, msg):
+        named = self.maps.pop((msg["model"], msg["batch"]), {})
+        path = os.path.join(self.work, f"{msg['model']}_b{msg['batch']}_peers.safetensors")
+        tmp = os.path.join(self.work, f".{msg['model']}_b{msg['batch']}_peers.safetensors.tmp")
+        save_file(named, tmp)
+        os.replace(tmp, path)
+        return {"file": path, "maps": sorted(named)}
+
+
+def serve(work, threads):
+    # Answers go to a private copy of stdout; everything else written to stdout (by Python or C
+    # code in the libraries) goes to stderr, so it cannot break the protocol.
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def answer(obj):
+        answers.write(json.dumps(obj) + "\n")
+        answers.flush()
+
+    server = Server(work, threads)
+    hello = server.hello()
+    print("peers, Python side (server, pid %d):" % hello["pid"],
+          ", ".join(f"{k} {v}" for k, v in hello["versions"].items()), f"| {hello['threads']} threads",
+          file=sys.stderr, flush=True)
+    answer({"ok": True, **hello})
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
             continue
-        info = models[name]
-        if name not in built:
-            built[name] = load_model(work, info)
-        model = built[name]
-        case = load_file(os.path.join(work, f"{name}_b{batch}_input.safetensors"))
-        x, t = case["input"].float(), case["targets"].long()
-        for peer, make in PEERS.get(method, []):
-            call, release, to_map = make(model, x, t, info)
-            try:
-                times, out = timed(call, warm, reps)
-            finally:
-                release()
-            m = to_map(out)
-            if isinstance(m, np.ndarray):
-                m = torch.from_numpy(m)
-            maps.setdefault((name, batch), {})[f"{method}/{peer}"] = m.detach().float().contiguous()
-            rows.append({"model": name, "batch": batch, "method": method, "who": peer, "times": times,
-                         "images": batch, "note": ""})
-            med = sorted(times)[len(times) // 2] / batch
-            print(f"{name:10} b{batch:<2} {method:11} {peer:17} {med:10.5f} s/img  load {load_average()}",
-                  flush=True)
-    if crate.get("train"):
-        times, n = train_epoch(work, crate["train"], warm, reps)
-        rows.append({"model": "small_cnn", "batch": crate["train"]["batch_size"], "method": "train_epoch",
-                     "who": "torch", "times": times, "images": n, "note": ""})
-        print(f"small_cnn  train epoch torch {sorted(times)[len(times) // 2] / n:.5f} s/img", flush=True)
-    for (name, batch), named in maps.items():
-        save_file(named, os.path.join(work, f"{name}_b{batch}_peers.safetensors"))
-    out = {"threads": torch.get_num_threads(), "versions": vers, "load": [load_before, load_average()],
-           "rows": rows}
-    tmp = os.path.join(work, ".peers.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(out, f, indent=1)
-    os.replace(tmp, os.path.join(work, "peers.json"))
-    print("wrote", os.path.join(work, "peers.json"))
+        try:
+            msg = json.loads(line)
+            cmd = msg.get("cmd")
+            if cmd == "quit":
+                server.release_all()
+                answer({"ok": True})
+                return
+            handler = getattr(server, f"do_{cmd}", None)
+            if handler is None:
+                raise ValueError(f"unknown command {cmd!r}: case, prepare, run, finish, save, quit")
+            answer({"ok": True, **handler(msg)})
+        except Exception as e:  # noqa: BLE001 - every failure goes back to the crate side
+            traceback.print_exc(file=sys.stderr)
+            answer({"ok": False, "error": f"{type(e).__name__}: {e}"})
+    # stdin closed: the crate side is gone.
+    server.release_all()
 
 
 def self_check(threads):
@@ -374,13 +470,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", default="target/bench-peers/work")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--serve", action="store_true", help="the server the crate side drives (see Server)")
     ap.add_argument("--self-check", action="store_true")
     args = ap.parse_args()
     if args.self_check:
         self_check(args.threads)
+    elif args.serve:
+        serve(args.work, args.threads)
     else:
-        run(args.work, args.threads)
-
+        ap.error("--serve (started by `cargo bench --bench peers`, see scripts/bench-peers.sh) or --self-check")
 
 if __name__ == "__main__":
     main()
