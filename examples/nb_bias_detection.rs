@@ -10,8 +10,8 @@ use cnn_explain::data::shapes::{self, CueInTest, CueLayout, ShapesConfig, Spurio
 use cnn_explain::notebook::{pick, train_or_load_with, DefaultRun, Trained};
 use cnn_explain::prelude::*;
 use cnn_explain::train::{
-    cue_corners, evolution_probe, mass_shares, ExplanationEvolution, InputGradientPenalty, IrrelevantRegion,
-    PenaltyScore,
+    cue_corners, evolution_probe, mass_shares, Callback, ExplanationEvolution, InputGradientPenalty,
+    IrrelevantRegion, PenaltyScore,
 };
 use cnn_explain::viz::{
     evolution_strip, html_table, overlay, tensor_to_image, Colormap, Draw, ImageGrid, Normalization,
@@ -29,13 +29,19 @@ fn main() -> cnn_explain::Result<()> {
         train: pick(1200, 400),
         val: pick(200, 100),
         test: pick(300, 150),
-        spurious: Some(cue),
+        // The cue on half of the training images.
+        spurious: Some(SpuriousCue { fraction: 0.5, ..cue }),
         ..ShapesConfig::default()
+    };
+    // The same images without any cue, for the reference model.
+    let clean = ShapesConfig {
+        spurious: Some(SpuriousCue { fraction: 0.0, ..cue }),
+        ..base.clone()
     };
     let epochs: usize = pick(10, 2);
     let mut tests: Vec<(String, Dataset, CueLayout)> = Vec::new();
     for (name, mode) in [
-        ("cue as in training", CueInTest::Same),
+        ("cue of the true class", CueInTest::Same),
         ("no cue", CueInTest::Absent),
         ("cue of a wrong class", CueInTest::Shuffled),
     ] {
@@ -78,17 +84,41 @@ fn main() -> cnn_explain::Result<()> {
             .collect::<Result<_>>()?;
         let mut g = ImageGrid::new(imgs, 4);
         g.titles = probe_labels.iter().map(|&y| names[y as usize].clone()).collect();
-        g.title = "The four probe images (cue as in training)".into();
+        g.title = "The four probe images (cue of the true class)".into();
         g.figure().save(out.join("01.png"))?;
     }
 
+    /// The penalty's weight in epoch `e` (1-based): `min(full, first * 10^(e - 1))`.
+    struct Ramp {
+        first: f64,
+        full: f64,
+    }
+
+    impl Callback for Ramp {
+        fn penalty(
+            &mut self,
+            epoch: usize,
+            current: Option<&InputGradientPenalty>,
+        ) -> Option<InputGradientPenalty> {
+            let weight = (self.first * 10f64.powi(epoch as i32 - 1)).min(self.full);
+            current.map(|p| InputGradientPenalty { weight, ..*p })
+        }
+    }
+
+    /// Trains (or loads) the small CNN on `base`; a `penalty` is ramped from `ramp_from` (when given)
+    /// to its weight.
     fn train_run(
         base: &ShapesConfig,
         epochs: usize,
         penalty: Option<InputGradientPenalty>,
+        ramp_from: Option<f64>,
         probe: &Dataset,
     ) -> Result<Trained> {
         let d = DefaultRun::default();
+        let mut tag = "bias-detection: cue_corners(margin 1) + evolution probe".to_string();
+        if let (Some(p), Some(first)) = (&penalty, ramp_from) {
+            tag += &format!(" + ramp x10 per epoch from {first} to {}", p.weight);
+        }
         let run = DefaultRun {
             shapes: base.clone(),
             train: TrainConfig {
@@ -97,7 +127,7 @@ fn main() -> cnn_explain::Result<()> {
                 penalty,
                 ..d.train.clone()
             },
-            tag: "bias-detection: cue_corners(margin 1) + evolution probe".into(),
+            tag,
             ..d
         };
         let corners = cue_corners(base, base.train, 1)?;
@@ -108,7 +138,16 @@ fn main() -> cnn_explain::Result<()> {
             &labels,
             vec![Box::new(Saliency::default()), Box::new(GradCam::new("block3"))],
         )?;
-        train_or_load_with(&run, Some(&corners), &mut [&mut probe])
+        match (penalty, ramp_from) {
+            (Some(p), Some(first)) => {
+                let mut ramp = Ramp {
+                    first,
+                    full: p.weight,
+                };
+                train_or_load_with(&run, Some(&corners), &mut [&mut ramp, &mut probe])
+            }
+            _ => train_or_load_with(&run, Some(&corners), &mut [&mut probe]),
+        }
     }
 
     /// Accuracy on each test set; mean cue mass of saliency and Grad-CAM (predicted class) on the
@@ -134,28 +173,44 @@ fn main() -> cnn_explain::Result<()> {
         Ok((acc, m(mass_shares(&sal, &masks)?), m(mass_shares(&cam, &masks)?)))
     }
 
-    let biased = train_run(&base, epochs, None, &probe_set)?;
+    let reference = train_run(&clean, epochs, None, None, &probe_set)?;
+    let biased = train_run(&base, epochs, None, None, &probe_set)?;
+    let (r_acc, r_sal, r_cam) = measure(&reference, &tests)?;
     let (b_acc, b_sal, b_cam) = measure(&biased, &tests)?;
     let mut rows: Vec<Vec<String>> = Vec::new();
-    for ((name, _, _), a) in tests.iter().zip(&b_acc) {
-        rows.push(vec![name.clone(), format!("{:.1}%", 100.0 * a)]);
+    for (((name, _, _), a), r) in tests.iter().zip(&b_acc).zip(&r_acc) {
+        rows.push(vec![
+            format!("accuracy, {name}"),
+            format!("{:.1}%", 100.0 * a),
+            format!("{:.1}%", 100.0 * r),
+        ]);
     }
     rows.push(vec![
         "saliency mass on the cue (wrong-cue images)".into(),
         format!("{:.1}%", 100.0 * b_sal),
+        format!("{:.1}%", 100.0 * r_sal),
     ]);
     rows.push(vec![
         "Grad-CAM mass on the cue (wrong-cue images)".into(),
         format!("{:.1}%", 100.0 * b_cam),
+        format!("{:.1}%", 100.0 * r_cam),
     ]);
     rows.push(vec![
         "cue area (a uniform map's share)".into(),
         format!("{:.1}%", 100.0 * cue_area),
+        format!("{:.1}%", 100.0 * cue_area),
     ]);
     for r in &rows {
-        println!("{}: {}", r[0], r[1]);
+        println!("{}: {} | {}", r[0], r[1], r[2]);
     }
-    let _shown = html_table(&["the biased model", ""], &rows)?;
+    let _shown = html_table(
+        &[
+            "",
+            "biased model (cue on half the training images)",
+            "reference (no cue in training)",
+        ],
+        &rows,
+    )?;
 
     let fig = {
         let dev = biased.model.device();
@@ -205,27 +260,19 @@ fn main() -> cnn_explain::Result<()> {
             region: IrrelevantRegion::Given,
             score,
         };
-        let outside = |weight: f64, score: PenaltyScore| InputGradientPenalty {
-            weight,
-            enabled: true,
-            region: IrrelevantRegion::OutsideObject,
-            score,
-        };
-        // Two variants (each penalised epoch costs about three plain ones); more are one line each.
-        let variants: Vec<(String, InputGradientPenalty)> = vec![
-            (
-                "outside object, sum log p, lambda 1".into(),
-                outside(1.0, PenaltyScore::SumLogProbabilities),
-            ),
-            (
-                "corners, centred logit, lambda 10".into(),
-                given(10.0, PenaltyScore::CentredTrueClassLogit),
-            ),
-        ];
+        // One variant (a penalised epoch costs three to five plain ones); more are one line each.
+        let variants: Vec<(String, InputGradientPenalty, Option<f64>)> = vec![(
+            "corners, centred logit, lambda 1 -> 10 -> 100".into(),
+            given(100.0, PenaltyScore::CentredTrueClassLogit),
+            Some(1.0),
+        )];
         let mut runs: Vec<(String, Trained)> = Vec::new();
-        for (name, p) in &variants {
+        for (name, p, ramp) in &variants {
             println!("== {name}");
-            runs.push((name.clone(), train_run(&base, epochs, Some(*p), &probe_set)?));
+            runs.push((
+                name.clone(),
+                train_run(&base, epochs, Some(*p), *ramp, &probe_set)?,
+            ));
         }
         runs
     };
@@ -233,19 +280,29 @@ fn main() -> cnn_explain::Result<()> {
     // A block: evcxr cannot keep closures between cells; `measured` is owned.
     let measured: Vec<(String, Vec<f64>, f64, f64)> = {
         let pct = |v: f64| format!("{:.1}%", 100.0 * v);
-        let mut table = vec![vec![
-            "no penalty (biased)".to_string(),
-            "-".into(),
-            pct(b_acc[0]),
-            pct(b_acc[1]),
-            pct(b_acc[2]),
-            pct(b_sal),
-            pct(b_cam),
-            format!(
-                "{:.0}",
-                biased.history.epochs.iter().map(|e| e.seconds).sum::<f64>()
-            ),
-        ]];
+        let secs = |t: &Trained| format!("{:.0}", t.history.epochs.iter().map(|e| e.seconds).sum::<f64>());
+        let mut table = vec![
+            vec![
+                "reference: no cue in training".to_string(),
+                "-".into(),
+                pct(r_acc[0]),
+                pct(r_acc[1]),
+                pct(r_acc[2]),
+                pct(r_sal),
+                pct(r_cam),
+                secs(&reference),
+            ],
+            vec![
+                "no penalty (biased)".to_string(),
+                "-".into(),
+                pct(b_acc[0]),
+                pct(b_acc[1]),
+                pct(b_acc[2]),
+                pct(b_sal),
+                pct(b_cam),
+                secs(&biased),
+            ],
+        ];
         let mut measured = Vec::new();
         for (name, t) in &runs {
             let (acc, sal, cam) = measure(t, &tests)?;
@@ -273,7 +330,7 @@ fn main() -> cnn_explain::Result<()> {
         let headers = [
             "run",
             "penalty (last epoch)",
-            "acc. cue as in training",
+            "acc. true-class cue",
             "acc. no cue",
             "acc. wrong cue",
             "saliency on cue",

@@ -271,4 +271,45 @@ mod tests {
         }
         .active());
     }
+
+    /// The corner masks must cover every cue patch the generator draws (any class, any size),
+    /// and with margin 0 nothing else: otherwise the penalty would miss the cue.
+    #[test]
+    fn cue_corners_cover_exactly_the_drawn_cue_patches() {
+        use crate::data::shapes::{generate_with_cues, CueInTest, SpuriousCue};
+        for (image_size, size) in [(32, 4), (48, 6), (64, 3)] {
+            let cfg = ShapesConfig {
+                image_size,
+                train: 24,
+                val: 6,
+                test: 24,
+                spurious: Some(SpuriousCue {
+                    fraction: 1.0,
+                    size,
+                    test: CueInTest::Shuffled,
+                }),
+                ..Default::default()
+            };
+            let (_, cues) = generate_with_cues(&cfg).unwrap();
+            let corners = cue_corners(&cfg, 24, 0).unwrap();
+            let outside = corners.ones_like() - &corners;
+            for layout in [&cues.train, &cues.test] {
+                let drawn = layout.masks.sum(Kind::Float).double_value(&[]);
+                assert_eq!(drawn, (24 * size * size) as f64, "every image carries one patch");
+                let missed = (&layout.masks * &outside).sum(Kind::Float).double_value(&[]);
+                assert_eq!(
+                    missed, 0.0,
+                    "cue pixels outside the corners ({image_size} px, cue {size})"
+                );
+            }
+            // The union of the patches of the four corners (all six classes use them).
+            let all = Tensor::cat(&[&cues.train.masks, &cues.test.masks], 0)
+                .amax([0i64].as_slice(), false)
+                .sum(Kind::Float)
+                .double_value(&[]);
+            let per_image = corners.get(0).sum(Kind::Float).double_value(&[]);
+            assert_eq!(per_image, (4 * size * size) as f64);
+            assert_eq!(all, per_image, "the corners are exactly where cues are drawn");
+        }
+    }
 }
