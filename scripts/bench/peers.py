@@ -104,6 +104,17 @@ def upsample(m, size):
     return F.interpolate(m.float(), size=(size, size), mode="bilinear", align_corners=False)
 
 
+def displayable(m, size):
+    """What a user of Captum or torchcam must add to get the map the crate and pytorch-grad-cam
+    return (input size, each map in [0, 1]): the upsampling and a per-sample min-max normalisation.
+    Part of the timed call, so that every library is timed for the same work."""
+    m = upsample(m.detach(), size)
+    flat = m.flatten(1)
+    lo = flat.amin(1, keepdim=True)
+    rng = flat.amax(1, keepdim=True) - lo
+    return ((flat - lo) / torch.where(rng > 0, rng, torch.ones_like(rng))).view_as(m)
+
+
 # ---------------------------------------------------------------------------------------------
 # The peers. Each maker takes (model, x, targets, info) and returns (call, release, to_map):
 # `call()` is timed; `to_map(output)` turns its output into [N, C or 1, H, W] for the comparison.
@@ -154,8 +165,7 @@ def captum_gradcam(model, x, t, info):
     from captum.attr import LayerGradCam
     gc = LayerGradCam(model, module(model, info["layer"]))
     size = x.shape[-1]
-    return plain(lambda: gc.attribute(x, target=t, relu_attributions=True),
-                 lambda o: upsample(o.detach(), size))
+    return plain(lambda: displayable(gc.attribute(x, target=t, relu_attributions=True), size))
 
 
 def captum_occlusion(model, x, t, info):
@@ -193,11 +203,11 @@ def torchcam_maker(cls_name, gradient=True, **kw):
         def call():
             if gradient:
                 scores = model(x)
-                return ext(class_idx=classes, scores=scores)[0]
+                return displayable(ext(class_idx=classes, scores=scores)[0], size)
             with torch.no_grad():
                 model(x)
-            return ext(class_idx=classes)[0]
-        return call, ext.remove_hooks, lambda o: upsample(o.detach(), size)
+            return displayable(ext(class_idx=classes)[0], size)
+        return call, ext.remove_hooks, lambda o: o
     return make
 
 
