@@ -722,3 +722,35 @@ fn bad_input_gives_clear_errors() {
         .unwrap_err();
     assert!(matches!(e, Error::ClassOutOfRange { .. }));
 }
+
+// ---------------------------------------------------------------- IG without the delta
+
+#[test]
+fn ig_attribute_equals_the_map_of_attribute_with_delta_for_every_kind_of_target() {
+    // `attribute` skips the end-point forward passes the delta needs; the map must not change.
+    let vs = nn::VarStore::new(CPU);
+    let model = small_cnn(&vs);
+    randomize(&vs, 3, 0.5);
+    let xs = batch(&[3, 3, 8, 8], 5);
+    let ig = IntegratedGradients {
+        steps: 6,
+        batch: 4,
+        ..Default::default()
+    };
+    for target in [
+        Target::Predicted,
+        Target::Class(1),
+        Target::PerSample(vec![0, 2, 1]),
+    ] {
+        let plain = ig.attribute(&model, &xs, &target).unwrap();
+        let (with_delta, _) = ig.attribute_with_delta(&model, &xs, &target).unwrap();
+        assert_eq!(plain.size(), xs.size());
+        assert!(max_err(&plain, &with_delta) == 0.0, "{target:?}");
+    }
+    // A target out of range is still an error without the end-point passes.
+    let bad = ig.attribute(&model, &xs, &Target::Class(99));
+    assert!(
+        matches!(bad, Err(Error::ClassOutOfRange { index: 99, .. })),
+        "{bad:?}"
+    );
+}

@@ -469,14 +469,9 @@ impl IntegratedGradients {
         input: &Tensor,
         target: &Target,
     ) -> Result<(Tensor, Tensor)> {
-        check_positive("batch", self.batch)?;
-        let (alphas, weights) = self.method.nodes(self.steps)?;
         let x = prepare_input(model, input)?;
         let b = self.baseline.build(&x)?;
-        let size = x.size();
-        let (n, device) = (size[0], x.device());
-
-        // Classes and end-point scores, without a graph.
+        // End-point scores for the delta, without a graph.
         let (classes, fx, fb) = tch::no_grad(|| -> Result<_> {
             let lx = model.forward_t(&x, false);
             let classes = target.resolve(model, &lx)?;
@@ -485,13 +480,28 @@ impl IntegratedGradients {
             let fb = select_scores(&lb, &classes);
             Ok((classes, fx, fb))
         })?;
-        let classes_vec = Vec::<i64>::try_from(&classes)?;
+        let attributions = self.integrate(model, &x, &b, &Vec::<i64>::try_from(&classes)?)?;
+        let delta = attributions.to_kind(Kind::Double).flatten(1, -1).sum_dim_intlist(
+            [1i64].as_slice(),
+            false,
+            Kind::Double,
+        ) - (fx.to_kind(Kind::Double) - fb.to_kind(Kind::Double));
+        Ok((attributions, delta))
+    }
+
+    /// `(x - b) * sum_k w_k * grad F(b + alpha_k (x - b))` for the classes `classes` (one per
+    /// sample): the interpolation points' forward and backward passes and nothing else.
+    fn integrate(&self, model: &dyn Model, x: &Tensor, b: &Tensor, classes: &[i64]) -> Result<Tensor> {
+        check_positive("batch", self.batch)?;
+        let (alphas, weights) = self.method.nodes(self.steps)?;
+        let size = x.size();
+        let (n, device) = (size[0], x.device());
 
         // Rows r = k * N + i: interpolation point k of sample i, run in chunks of `batch` rows.
         let total = self.steps as i64 * n;
         let batch = self.batch as i64;
         let mut acc = x.zeros_like();
-        let diff = &x - &b;
+        let diff = x - b;
         let mut start = 0i64;
         while start < total {
             let end = (start + batch).min(total);
@@ -499,7 +509,7 @@ impl IntegratedGradients {
             let idx: Vec<i64> = rows.iter().map(|r| r % n).collect();
             let alpha: Vec<f32> = rows.iter().map(|r| alphas[(r / n) as usize] as f32).collect();
             let w: Vec<f32> = rows.iter().map(|r| weights[(r / n) as usize] as f32).collect();
-            let chunk_classes: Vec<i64> = idx.iter().map(|&i| classes_vec[i as usize]).collect();
+            let chunk_classes: Vec<i64> = idx.iter().map(|&i| classes[i as usize]).collect();
             let idx_t = Tensor::from_slice(&idx).to_device(device);
             let rows_n = end - start;
             let alpha_t = Tensor::from_slice(&alpha)
@@ -515,19 +525,23 @@ impl IntegratedGradients {
             let _ = acc.f_index_add_(0, &idx_t, &(grad * w_t))?;
             start = end;
         }
-        let attributions = acc * diff;
-        let delta = attributions.to_kind(Kind::Double).flatten(1, -1).sum_dim_intlist(
-            [1i64].as_slice(),
-            false,
-            Kind::Double,
-        ) - (fx.to_kind(Kind::Double) - fb.to_kind(Kind::Double));
-        Ok((attributions, delta))
+        Ok(acc * diff)
     }
 }
 
 impl Attribution for IntegratedGradients {
+    /// The attributions alone: no forward passes at the end points (they are only needed for the
+    /// delta), and none at all when the target is given; otherwise one, to find the predicted class.
     fn attribute(&self, model: &dyn Model, input: &Tensor, target: &Target) -> Result<Tensor> {
-        Ok(self.attribute_with_delta(model, input, target)?.0)
+        let x = prepare_input(model, input)?;
+        let b = self.baseline.build(&x)?;
+        let classes = match target.fixed(model, x.size()[0])? {
+            Some(classes) => classes,
+            None => Vec::<i64>::try_from(&tch::no_grad(|| {
+                target.resolve(model, &model.forward_t(&x, false))
+            })?)?,
+        };
+        self.integrate(model, &x, &b, &classes)
     }
 
     fn name(&self) -> String {
