@@ -2,11 +2,9 @@
 # Paths are absolute and derived from the checkout, so a clone anywhere works.
 CNN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CNN_ROOT
-LIBTORCH="$CNN_ROOT/.venv/torch"
-# Resolved through links: checkouts that share one venv (git worktrees) then give cargo the same value,
-# and torch-sys, whose build script reruns whenever LIBTORCH changes, is not rebuilt between them.
-if [ -e "$LIBTORCH" ]; then LIBTORCH="$(readlink -f "$LIBTORCH")"; fi
-export LIBTORCH
+# The same string as .cargo/config.toml's relative LIBTORCH, so that plain `cargo` and the scripts do
+# not make torch-sys (whose build script reruns when LIBTORCH changes) rebuild each other's builds.
+export LIBTORCH="$CNN_ROOT/.venv/torch"
 export LD_LIBRARY_PATH="$LIBTORCH/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 CARGO_BIN_DIR="$(dirname "$(command -v cargo 2>/dev/null || echo "$HOME/.cargo/bin/cargo")")"
 export PATH="$CNN_ROOT/.tools/bin:$CNN_ROOT/.venv/bin:$CARGO_BIN_DIR:$PATH"
