@@ -16,7 +16,7 @@
 //! evaluation mode (`forward_t(xs, false)`); gradients are taken with `torch.autograd.grad`
 //! semantics, so the `.grad` of the model's variables is left as it was found.
 
-use super::{check_positive, prepare_input, select_scores, Attribution, Target};
+use super::{check_positive, prepare_input, select_scores, target_classes, Attribution, Target};
 use crate::models::Model;
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -535,13 +535,7 @@ impl Attribution for IntegratedGradients {
     fn attribute(&self, model: &dyn Model, input: &Tensor, target: &Target) -> Result<Tensor> {
         let x = prepare_input(model, input)?;
         let b = self.baseline.build(&x)?;
-        let classes = match target.fixed(model, x.size()[0])? {
-            Some(classes) => classes,
-            None => Vec::<i64>::try_from(&tch::no_grad(|| {
-                target.resolve(model, &model.forward_t(&x, false))
-            })?)?,
-        };
-        self.integrate(model, &x, &b, &classes)
+        self.integrate(model, &x, &b, &target_classes(model, &x, target)?)
     }
 
     fn name(&self) -> String {

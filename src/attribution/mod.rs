@@ -92,6 +92,18 @@ impl Target {
     }
 }
 
+/// The class of every sample of `x` `[N, ...]` on the host: from `target` when it names them,
+/// otherwise (the prediction) from one forward pass without a graph. Methods that need no forward
+/// pass of their own at `x` call this instead of always running one.
+pub(crate) fn target_classes(model: &dyn Model, x: &Tensor, target: &Target) -> Result<Vec<i64>> {
+    match target.fixed(model, x.size().first().copied().unwrap_or(0))? {
+        Some(classes) => Ok(classes),
+        None => Ok(Vec::<i64>::try_from(&tch::no_grad(|| {
+            target.resolve(model, &model.forward_t(x, false))
+        })?)?),
+    }
+}
+
 /// One explanation method.
 pub trait Attribution {
     /// Attribution of `input` `[N, C, H, W]` for `target`: `[N, C, H, W]` (gradient methods) or

@@ -14,7 +14,7 @@
 //! level" of the SmoothGrad paper, which found 10-20% works well), drawn from a seeded
 //! [`crate::rng::Rng`]: the same seed gives the same map, whatever the batch size or thread count.
 
-use super::{check_positive, prepare_input, Attribution, Target};
+use super::{check_positive, prepare_input, target_classes, Attribution, Target};
 use crate::models::Model;
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -193,12 +193,7 @@ impl<A: Attribution> Attribution for NoiseTunnel<A> {
         let size = x.size();
         let (n, device) = (size[0], x.device());
         // A forward pass only when the target is the prediction.
-        let classes = match target.fixed(model, n)? {
-            Some(classes) => classes,
-            None => Vec::<i64>::try_from(&tch::no_grad(|| {
-                target.resolve(model, &model.forward_t(&x, false))
-            })?)?,
-        };
+        let classes = target_classes(model, &x, target)?;
         // Per-sample noise scale: sigma * (max - min).
         let flat = x.flatten(1, -1);
         let std = (flat.amax([1i64].as_slice(), false) - flat.amin([1i64].as_slice(), false)) * self.sigma;
