@@ -51,7 +51,7 @@
 //! ```
 
 use super::{check_positive, prepare_input, select_scores, Attribution, Target};
-use crate::models::Model;
+use crate::models::{fast_layout, Model};
 use crate::rng::Rng;
 use crate::{Error, Result};
 use std::cell::OnceCell;
@@ -132,7 +132,9 @@ impl<'a> CamContext<'a> {
     pub fn new(model: &'a dyn Model, input: &'a Tensor, layer: &'a str, target: &Target) -> Result<Self> {
         model.check_layer(layer)?;
         model.check_input(input)?;
-        let act = tch::no_grad(|| model.forward_to(input, layer))?;
+        // A large batch runs to the layer channels-last (faster on the CPU, same values); the
+        // activation is made contiguous again for the weighting code, which reshapes it.
+        let act = tch::no_grad(|| model.forward_to(&fast_layout(model, input), layer))?;
         let size = act.size();
         if size.len() != 4 {
             return Err(Error::shape(
@@ -141,7 +143,11 @@ impl<'a> CamContext<'a> {
                 &size,
             ));
         }
-        let act = act.detach().to_kind(Kind::Float).set_requires_grad(true);
+        let act = act
+            .detach()
+            .to_kind(Kind::Float)
+            .contiguous()
+            .set_requires_grad(true);
         let logits = model.forward_from(&act, layer)?;
         let classes = target.resolve(model, &logits)?;
         let scores = select_scores(&logits, &classes);
@@ -337,9 +343,10 @@ impl<'a> CamContext<'a> {
                 &xs.size(),
             ));
         }
-        let act = tch::no_grad(|| self.model.forward_to(xs, self.layer))?
+        let act = tch::no_grad(|| self.model.forward_to(&fast_layout(self.model, xs), self.layer))?
             .detach()
             .to_kind(Kind::Float)
+            .contiguous()
             .set_requires_grad(true);
         let logits = self.model.forward_from(&act, self.layer)?;
         let scores = select_scores(&logits, &self.classes);
@@ -379,6 +386,7 @@ impl<'a> CamContext<'a> {
         while start < m {
             let len = (batch as i64).min(m - start);
             let chunk = xs.narrow(0, start, len);
+            let chunk = fast_layout(self.model, &chunk);
             let logits = tch::no_grad(|| self.model.logits(&chunk))?;
             out.push(select_scores(&logits, &classes.narrow(0, start, len)));
             start += len;

@@ -11,7 +11,7 @@
 //! forward pass per window position, batched `batch` at a time.
 
 use super::{check_positive, prepare_input, Attribution, Target};
-use crate::models::Model;
+use crate::models::{fast_layout, Model};
 use crate::{Error, Result};
 use tch::{Kind, Tensor};
 
@@ -245,7 +245,7 @@ impl Attribution for Occlusion {
 
 /// Forward pass in evaluation mode whose output is checked to be `[N, K]` logits.
 pub(crate) fn eval_logits(model: &dyn Model, xs: &Tensor) -> Result<Tensor> {
-    let out = model.forward_t(xs, false);
+    let out = model.forward_t(&fast_layout(model, xs), false);
     let size = out.size();
     let n = xs.size().first().copied().unwrap_or(0);
     if size.len() != 2 || size[0] != n || size[1] != model.num_classes() {

@@ -45,6 +45,7 @@ pub struct Staged {
     min_input_size: i64,
     device: Device,
     head: Option<Head>,
+    channels_last_batches: bool,
 }
 
 /// Where a model's classification head lives, so it can be replaced or kept trainable while the
@@ -68,6 +69,7 @@ impl Staged {
             min_input_size: 1,
             device,
             head: None,
+            channels_last_batches: false,
         }
     }
 
@@ -87,6 +89,16 @@ impl Staged {
     /// Sets the smallest input height and width the model accepts.
     pub fn with_min_input_size(mut self, size: i64) -> Self {
         self.min_input_size = size;
+        self
+    }
+
+    /// Declares that every stage gives the same values whatever the memory layout of its input
+    /// (true of convolutions, batch norm, pooling and the zoo's flattening linear layers, not of a
+    /// stage that calls `view` on its input), so perturbation and gradient methods may hand the
+    /// model large batches in channels-last layout, which libtorch's CPU convolutions run faster
+    /// (see [`crate::models::fast_layout`]). Every zoo model sets it; a new chain starts without it.
+    pub fn with_channels_last_batches(mut self, allowed: bool) -> Self {
+        self.channels_last_batches = allowed;
         self
     }
 
@@ -324,6 +336,10 @@ impl Model for Staged {
 
     fn device(&self) -> Device {
         self.device
+    }
+
+    fn channels_last_batches(&self) -> bool {
+        self.channels_last_batches
     }
 }
 

@@ -247,7 +247,9 @@ impl ZooConfig {
             Arch::Vgg16 => vgg(&mut init, p, &VGG16_CFG, 4096, n)?,
             Arch::AlexNet => alexnet(&mut init, p, [64, 192, 384, 256, 256], 4096, n)?,
         };
-        let model = model.with_min_input_size(self.arch.min_input_size());
+        let model = model
+            .with_min_input_size(self.arch.min_input_size())
+            .with_channels_last_batches(true);
         match &self.normalization {
             Some(norm) => model.with_input_normalization(&norm.mean, &norm.std),
             None => Ok(model),
