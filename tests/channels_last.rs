@@ -1,6 +1,7 @@
-//! Channels-last batches (`models::fast_layout`): the perturbation and gradient methods give the
-//! same maps whether or not the model lets them use the faster layout, the faster layout is really
-//! used where it is allowed, and a model that did not allow it never sees it.
+//! Channels-last batches (`models::fast_layout`): every batched method gives the same maps whether
+//! or not the model lets it use the faster layout, the faster layout is really used by the
+//! perturbation methods where it is allowed, never for input gradients, and a model that did not
+//! allow it never sees it.
 
 use cnn_explain::attribution::cam::{GradCam, ScoreCam};
 use cnn_explain::attribution::gradient::{IntegratedGradients, Saliency};
@@ -128,4 +129,23 @@ fn channels_last_reaches_only_models_that_allow_it_and_only_large_batches() {
     assert!(strides.iter().any(is_channels_last), "{strides:?}");
     // The first pass (the two images themselves) is below the batch threshold and stays contiguous.
     assert!(!is_channels_last(&strides[0]), "{strides:?}");
+}
+
+#[test]
+fn input_gradients_keep_the_contiguous_layout() {
+    // The recording model's `view` would fail on channels-last memory, so passing shows every
+    // batch of 8 (saliency) and 50 (Integrated Gradients) stayed contiguous.
+    let (model, seen) = recording_model(true);
+    let xs = images(CHANNELS_LAST_MIN_BATCH) - 0.5;
+    assert!(Saliency::default()
+        .attribute(&model, &xs, &Target::Class(0))
+        .is_ok());
+    assert!(IntegratedGradients::default()
+        .attribute(&model, &xs.narrow(0, 0, 1), &Target::Class(0))
+        .is_ok());
+    let strides = seen.lock().unwrap().clone();
+    assert!(
+        !strides.is_empty() && !strides.iter().any(|s| s[1] == 1),
+        "{strides:?}"
+    );
 }

@@ -17,7 +17,7 @@
 //! semantics, so the `.grad` of the model's variables is left as it was found.
 
 use super::{check_positive, prepare_input, select_scores, target_classes, Attribution, Target};
-use crate::models::{fast_layout, Model};
+use crate::models::Model;
 use crate::rng::Rng;
 use crate::{Error, Result};
 use tch::{Kind, Tensor};
@@ -33,7 +33,8 @@ pub(crate) fn score_gradient(
     target: &Target,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     tch::with_grad(|| {
-        let x = fast_layout(model, xs).detach().set_requires_grad(true);
+        // Not `fast_layout`: see there why input gradients keep the contiguous layout.
+        let x = xs.detach().set_requires_grad(true);
         let logits = model.forward_t(&x, false);
         let classes = target.resolve(model, &logits)?;
         if logits.size().first() != xs.size().first() {
@@ -49,8 +50,7 @@ pub(crate) fn score_gradient(
         let grad = grads
             .pop()
             .ok_or_else(|| Error::invalid("model", "autograd returned no gradient for the input"))?;
-        // Back to the contiguous layout callers reshape with `view`.
-        Ok((grad.contiguous(), scores.detach(), classes))
+        Ok((grad, scores.detach(), classes))
     })
 }
 
