@@ -34,6 +34,34 @@ pub(crate) fn truncate_to(text: &str, size: f64, max: u32) -> String {
     s
 }
 
+/// `text` broken at spaces into at most `max_lines` lines that each fit `max` pixels at `size`
+/// (the last line shortened with an ellipsis if the text does not fit even so; a single word
+/// longer than a line is shortened too).
+pub(crate) fn wrap_to(text: &str, size: f64, max: u32, max_lines: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut words = text.split(' ').peekable();
+    while let Some(word) = words.next() {
+        if lines.len() == max_lines.max(1) {
+            // No room left: the rest goes on the last line, which is then shortened.
+            let last = lines.pop().unwrap_or_default();
+            let rest: Vec<&str> = std::iter::once(word).chain(words).collect();
+            lines.push(truncate_to(&format!("{last} {}", rest.join(" ")), size, max));
+            break;
+        }
+        let mut line = word.to_string();
+        while let Some(next) = words.peek() {
+            let longer = format!("{line} {next}");
+            if text_width(&longer, size) > max {
+                break;
+            }
+            line = longer;
+            words.next();
+        }
+        lines.push(truncate_to(&line, size, max));
+    }
+    lines
+}
+
 fn rgb(c: [u8; 3]) -> RGBColor {
     RGBColor(c[0], c[1], c[2])
 }
@@ -900,6 +928,27 @@ mod tests {
 
     fn has_text(svg: &str, t: &str) -> bool {
         svg.contains(&format!(">\n{t}\n</text>"))
+    }
+
+    #[test]
+    fn wrap_to_breaks_at_spaces_and_shortens_only_what_cannot_fit() {
+        // 12 px glyphs at 0.6 em: 7.2 px each, so 100 px holds 13 characters.
+        assert_eq!(wrap_to("Saliency", 12.0, 100, 2), ["Saliency"]);
+        assert_eq!(
+            wrap_to("Integrated Gradients (AUC 0.12)", 12.0, 100, 2),
+            ["Integrated", "Gradients (AUC 0.12)"].map(|l| truncate_to(l, 12.0, 100))
+        );
+        assert_eq!(
+            wrap_to("Integrated Gradients (AUC 0.12)", 12.0, 160, 2),
+            ["Integrated Gradients", "(AUC 0.12)"]
+        );
+        // Three lines' worth in two: the last line is shortened with an ellipsis.
+        let two = wrap_to("aaaa bbbb cccc dddd eeee ffff", 12.0, 75, 2);
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[0], "aaaa bbbb");
+        assert!(two[1].starts_with("cccc") && two[1].ends_with('…'), "{two:?}");
+        assert!(two.iter().all(|l| text_width(l, 12.0) <= 75), "{two:?}");
+        assert_eq!(wrap_to("", 12.0, 72, 2), [""]);
     }
 
     fn png_size(fig: &super::super::Figure) -> (u32, u32) {

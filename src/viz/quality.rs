@@ -6,7 +6,7 @@
 //! The data side ([`randomisation_bands`], [`faithfulness_bands`], [`quality_table_rows`]) is plain
 //! numbers, tested on its own; [`BandChart`] draws any [`Band`]s on any plotters backend.
 
-use super::charts::{font, pe, text_width, truncate_to};
+use super::charts::{font, pe, text_width, wrap_to};
 use super::colormap::category_color;
 use super::figure::Draw;
 use crate::quality::{Curve, MethodRandomisation, QualityRow, Summary};
@@ -373,6 +373,8 @@ impl BandChart {
 }
 
 const LEGEND_ROW: i32 = 17;
+/// Distance between the lines of one wrapped legend entry.
+const LEGEND_LINE: i32 = 14;
 
 impl Draw for BandChart {
     fn size(&self) -> (u32, u32) {
@@ -512,11 +514,17 @@ impl Draw for BandChart {
         }
         // The legend, right of the plot, one row per band.
         let top = if self.title.is_empty() { 12 } else { 36 };
-        let max_rows = ((h as i32 - top) / LEGEND_ROW).max(1) as usize;
-        for (k, band) in self.bands.iter().enumerate().take(max_rows) {
+        // A long name wraps onto a second line rather than being cut.
+        let mut row_top = top;
+        for (k, band) in self.bands.iter().enumerate() {
+            let lines = wrap_to(&band.name, 12.0, legend_w.saturating_sub(34), 2);
+            let row_h = LEGEND_ROW + (lines.len() as i32 - 1) * LEGEND_LINE;
+            if row_top + row_h > h as i32 {
+                break;
+            }
             let c = category_color(k);
             let colour = RGBColor(c[0], c[1], c[2]);
-            let y = top + k as i32 * LEGEND_ROW + LEGEND_ROW / 2;
+            let y = row_top + LEGEND_ROW / 2;
             legend
                 .draw(&PathElement::new(
                     vec![(4, y), (24, y)],
@@ -524,8 +532,12 @@ impl Draw for BandChart {
                 ))
                 .map_err(pe)?;
             let style = font(12.0).pos(Pos::new(HPos::Left, VPos::Center));
-            let text = truncate_to(&band.name, 12.0, legend_w.saturating_sub(34));
-            legend.draw_text(&text, &style, (30, y)).map_err(pe)?;
+            for (i, line) in lines.iter().enumerate() {
+                legend
+                    .draw_text(line, &style, (30, y + i as i32 * LEGEND_LINE))
+                    .map_err(pe)?;
+            }
+            row_top += row_h;
         }
         Ok(())
     }
