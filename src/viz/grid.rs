@@ -1,6 +1,6 @@
 //! Image grids with titles and row labels, drawn with plotters (inline SVG and PNG alike).
 
-use super::charts::{font, pe, text_width, truncate_to};
+use super::charts::{font, pe, text_width, truncate_to, wrap_to};
 use super::figure::Draw;
 use super::heatmap::tensor_to_image;
 use crate::{Error, Result};
@@ -94,12 +94,21 @@ impl ImageGrid {
         }
     }
 
+    /// Each cell title's lines: its own lines, each wrapped at spaces onto up to two lines of the
+    /// cell's width (shortened with an ellipsis only if even that is too narrow).
+    fn title_lines(&self, title: &str) -> Vec<String> {
+        title
+            .lines()
+            .flat_map(|line| wrap_to(line, 12.0, self.cell, 2))
+            .collect()
+    }
+
     fn cell_title_h(&self) -> u32 {
         let lines = self
             .titles
             .iter()
             .filter(|t| !t.is_empty())
-            .map(|t| t.lines().count().max(1))
+            .map(|t| self.title_lines(t).len().max(1))
             .max()
             .unwrap_or(0);
         lines as u32 * TITLE_LINE
@@ -173,13 +182,12 @@ impl Draw for ImageGrid {
             let y0 = self.title_h() + PAD + r * row_h;
             if let Some(t) = self.titles.get(i).filter(|t| !t.is_empty()) {
                 let style = font(12.0).pos(Pos::new(HPos::Center, VPos::Center));
-                let lines: Vec<&str> = t.lines().collect();
+                let lines = self.title_lines(t);
                 // The last line sits just above the image, so shorter titles sit lower in the band.
                 let y_first = y0 + th - lines.len() as u32 * TITLE_LINE + TITLE_LINE / 2;
                 for (k, line) in lines.iter().enumerate() {
-                    let line = truncate_to(line, 12.0, self.cell);
                     let y = y_first + k as u32 * TITLE_LINE;
-                    area.draw_text(&line, &style, ((x0 + self.cell / 2) as i32, y as i32))
+                    area.draw_text(line, &style, ((x0 + self.cell / 2) as i32, y as i32))
                         .map_err(pe)?;
                 }
             }
@@ -270,5 +278,26 @@ mod tests {
         assert_eq!(y_of("middle") - y_of("top"), TITLE_LINE as f64);
         assert_eq!(y_of("bottom") - y_of("middle"), TITLE_LINE as f64);
         assert_eq!(y_of("b"), y_of("bottom"));
+    }
+
+    #[test]
+    fn long_titles_wrap_within_their_cell_instead_of_being_cut() {
+        let imgs = vec![image::RgbImage::new(16, 16); 2];
+        // 90 px cells hold 12 characters of 12 px text.
+        let grid = ImageGrid {
+            titles: vec!["IG, shifted baseline".into(), "Saliency".into()],
+            cell: 90,
+            ..ImageGrid::new(imgs, 2)
+        };
+        let one_line = ImageGrid {
+            titles: vec!["IG".into(), "Saliency".into()],
+            ..grid.clone()
+        };
+        assert_eq!(grid.size().1, one_line.size().1 + TITLE_LINE);
+        let svg = grid.figure().to_svg().unwrap();
+        for t in ["IG, shifted", "baseline", "Saliency"] {
+            assert!(svg.contains(&format!(">\n{t}\n</text>")), "{t} in {svg}");
+        }
+        assert!(!svg.contains('…'));
     }
 }
