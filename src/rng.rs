@@ -67,12 +67,18 @@ impl Rng {
         if let Some(z) = self.spare_normal.take() {
             return z;
         }
-        let u1 = self.uniform().max(f64::MIN_POSITIVE);
-        let u2 = self.uniform();
+        let (u1, u2) = self.box_muller_uniforms();
         let r = (-2.0 * u1.ln()).sqrt();
         let (s, c) = (2.0 * std::f64::consts::PI * u2).sin_cos();
         self.spare_normal = Some(r * s);
         r * c
+    }
+
+    /// The two uniforms of one Box-Muller pair, in the order [`Rng::normal`] and
+    /// [`Rng::normal_tensor`] both draw them (the first kept above zero for its logarithm).
+    fn box_muller_uniforms(&mut self) -> (f64, f64) {
+        let u1 = self.uniform().max(f64::MIN_POSITIVE);
+        (u1, self.uniform())
     }
 
     /// Shuffles `items` in place (Fisher-Yates).
@@ -115,13 +121,8 @@ impl Rng {
             }
         }
         let pairs = (n - head.len()).div_ceil(2);
-        // The uniforms in the order `normal()` draws them: u1, u2 for every pair.
-        let mut u1 = Vec::with_capacity(pairs);
-        let mut u2 = Vec::with_capacity(pairs);
-        for _ in 0..pairs {
-            u1.push(self.uniform().max(f64::MIN_POSITIVE));
-            u2.push(self.uniform());
-        }
+        // The uniforms as `normal()` draws them, one pair per two values.
+        let (u1, u2): (Vec<f64>, Vec<f64>) = (0..pairs).map(|_| self.box_muller_uniforms()).unzip();
         let r = (Tensor::from_slice(&u1).log() * -2.0).sqrt();
         let theta = Tensor::from_slice(&u2) * (2.0 * std::f64::consts::PI);
         // normal() returns r cos first and keeps r sin for the next call.

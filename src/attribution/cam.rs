@@ -132,9 +132,7 @@ impl<'a> CamContext<'a> {
     pub fn new(model: &'a dyn Model, input: &'a Tensor, layer: &'a str, target: &Target) -> Result<Self> {
         model.check_layer(layer)?;
         model.check_input(input)?;
-        // A large batch runs to the layer channels-last (faster on the CPU, same values); the
-        // activation is made contiguous again for the weighting code, which reshapes it.
-        let act = tch::no_grad(|| model.forward_to(&fast_layout(model, input), layer))?;
+        let act = leaf_activation(model, input, layer)?;
         let size = act.size();
         if size.len() != 4 {
             return Err(Error::shape(
@@ -143,11 +141,6 @@ impl<'a> CamContext<'a> {
                 &size,
             ));
         }
-        let act = act
-            .detach()
-            .to_kind(Kind::Float)
-            .contiguous()
-            .set_requires_grad(true);
         let logits = model.forward_from(&act, layer)?;
         let classes = target.resolve(model, &logits)?;
         let scores = select_scores(&logits, &classes);
@@ -343,11 +336,7 @@ impl<'a> CamContext<'a> {
                 &xs.size(),
             ));
         }
-        let act = tch::no_grad(|| self.model.forward_to(&fast_layout(self.model, xs), self.layer))?
-            .detach()
-            .to_kind(Kind::Float)
-            .contiguous()
-            .set_requires_grad(true);
+        let act = leaf_activation(self.model, xs, self.layer)?;
         let logits = self.model.forward_from(&act, self.layer)?;
         let scores = select_scores(&logits, &self.classes);
         let grad = layer_gradient(&scores, &act, self.layer)?;
@@ -393,6 +382,18 @@ impl<'a> CamContext<'a> {
         }
         Ok(Tensor::f_cat(&out, 0)?)
     }
+}
+
+/// The activation of `layer` for `xs` as a float32 leaf of a new graph, so the rest of the network
+/// can run from it and the backward pass stops there. A large batch runs to the layer channels-last
+/// (faster on the CPU, same values, see [`fast_layout`]); the activation is made contiguous again
+/// for the weighting code, which reshapes it.
+fn leaf_activation(model: &dyn Model, xs: &Tensor, layer: &str) -> Result<Tensor> {
+    Ok(tch::no_grad(|| model.forward_to(&fast_layout(model, xs), layer))?
+        .detach()
+        .to_kind(Kind::Float)
+        .contiguous()
+        .set_requires_grad(true))
 }
 
 /// `d sum(scores) / d act`, with a clear error when the scores do not depend on the layer.
