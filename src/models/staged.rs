@@ -46,6 +46,7 @@ pub struct Staged {
     device: Device,
     head: Option<Head>,
     channels_last_batches: bool,
+    kind_of: Option<Tensor>,
 }
 
 /// Where a model's classification head lives, so it can be replaced or kept trainable while the
@@ -70,6 +71,7 @@ impl Staged {
             device,
             head: None,
             channels_last_batches: false,
+            kind_of: None,
         }
     }
 
@@ -99,6 +101,34 @@ impl Staged {
     /// (see [`crate::models::fast_layout`]). Every zoo model sets it; a new chain starts without it.
     pub fn with_channels_last_batches(mut self, allowed: bool) -> Self {
         self.channels_last_batches = allowed;
+        self
+    }
+
+    /// Runs the model in the precision of `parameter`, one of its own weights (a shallow clone is
+    /// kept, so it follows a later `vs.double()`, `vs.half()` or `vs.float()`): a floating-point
+    /// input is converted to the parameter's kind on the way in and the output back to the input's
+    /// kind on the way out, inside the autograd graph. The crate's methods work in float32, so this
+    /// is what lets them explain a float64 (or half-precision) model instead of failing in its first
+    /// convolution with a kind mismatch. Every zoo model sets it to its first convolution's weight.
+    ///
+    /// ```
+    /// use cnn_explain::models::{Model, Staged};
+    /// use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
+    ///
+    /// let mut vs = nn::VarStore::new(Device::Cpu);
+    /// let conv = nn::conv2d(&vs.root() / "conv", 3, 2, 3, Default::default());
+    /// let model = Staged::new(3, 2, Device::Cpu)
+    ///     .with_kind_of(&conv.ws)
+    ///     .leaf("conv", conv)
+    ///     .leaf("pool", nn::func(|xs| xs.adaptive_avg_pool2d([1, 1]).flatten(1, -1)));
+    /// vs.double();
+    /// let xs = Tensor::rand([1, 3, 8, 8], (Kind::Float, Device::Cpu));
+    /// let logits = model.logits(&xs)?; // float64 inside, float32 out
+    /// assert_eq!(logits.kind(), Kind::Float);
+    /// # Ok::<(), cnn_explain::Error>(())
+    /// ```
+    pub fn with_kind_of(mut self, parameter: &Tensor) -> Self {
+        self.kind_of = Some(parameter.shallow_clone());
         self
     }
 
@@ -229,6 +259,28 @@ impl Staged {
     /// as soon as this path has run. Paths are split on '.'. Returns `(output, reached_stop,
     /// passed_start)`.
     fn run(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        start: Option<&[&str]>,
+        stop: Option<&[&str]>,
+    ) -> (Tensor, bool, bool) {
+        let caller = xs.kind();
+        let own = match &self.kind_of {
+            Some(p) if p.is_floating_point() && xs.is_floating_point() && p.kind() != caller => p.kind(),
+            _ => return self.run_stages(xs, train, start, stop),
+        };
+        let (out, reached, passed) = self.run_stages(&xs.to_kind(own), train, start, stop);
+        let out = if out.is_floating_point() && out.kind() != caller {
+            out.to_kind(caller)
+        } else {
+            out
+        };
+        (out, reached, passed)
+    }
+
+    /// [`Staged::run`] in whatever kind `xs` has.
+    fn run_stages(
         &self,
         xs: &Tensor,
         train: bool,

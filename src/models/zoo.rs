@@ -247,9 +247,16 @@ impl ZooConfig {
             Arch::Vgg16 => vgg(&mut init, p, &VGG16_CFG, 4096, n)?,
             Arch::AlexNet => alexnet(&mut init, p, [64, 192, 384, 256, 256], 4096, n)?,
         };
-        let model = model
+        let mut model = model
             .with_min_input_size(self.arch.min_input_size())
             .with_channels_last_batches(true);
+        // The first convolution's weight tells the precision the model runs in (after `vs.double()`).
+        if let Some(w) = [p / "conv1", p / "features" / "0"]
+            .iter()
+            .find_map(|q| q.get("weight"))
+        {
+            model = model.with_kind_of(&w);
+        }
         match &self.normalization {
             Some(norm) => model.with_input_normalization(&norm.mean, &norm.std),
             None => Ok(model),
