@@ -25,18 +25,21 @@
 //!
 //! Environment: `BENCH_THREADS` (default 2, both sides), `PEERS_REPS` (timed runs, default 5),
 //! `PEERS_QUICK=1` (the small CNN only, 2 timed runs: to check the pipeline), `PEERS_FULL=1`
-//! (Score-CAM, occlusion and LIME on ResNet-18 too, SmoothGrad and Integrated Gradients on
-//! ResNet-50), `PEERS_RESNET50=1` (adds ResNet-50),
-//! `PEERS_WORK` (the work folder), `PEERS_PYTHON` (the reference environment's Python, default
-//! `.venv-ref/bin/python`), `PEERS_TIMEOUT` (seconds to wait for one answer of the Python side
-//! before giving up, default 1800).
+//! (the slow methods on the small CNN at batch 16 too, Score-CAM, occlusion and LIME on ResNet-18,
+//! SmoothGrad and Integrated Gradients on ResNet-50), `PEERS_RESNET50=1` (adds ResNet-50),
+//! `PEERS_SLOW=1` (implies `PEERS_FULL=1`; with `PEERS_RESNET50=1` adds Score-CAM, occlusion and
+//! LIME on ResNet-50: about an hour more), `PEERS_WORK` (the work folder), `PEERS_PYTHON` (the
+//! reference environment's Python, default `.venv-ref/bin/python`), `PEERS_TIMEOUT` (seconds to
+//! wait for one answer of the Python side before giving up, default 1800).
 //!
-//! Cases: the small CNN at 64x64 (layer `block3`) and ResNet-18 at 224x224 (`layer4`), batch 1 and
-//! 16, random weights (seed 0), smooth random images (seed 1); every method runs on the crate's
-//! predicted classes, passed to both sides explicitly. The slow methods (SmoothGrad, Integrated
-//! Gradients, Score-CAM, occlusion, LIME) run at batch 1 only, and Score-CAM, occlusion and LIME on
-//! the small CNN only unless `PEERS_FULL=1`, to keep the whole run under 25 minutes on 2 shared
-//! cores. They never run on ResNet-50 (2,048 Score-CAM masks: over 40 minutes for that row alone).
+//! Cases: the small CNN at 64x64 (layer `block3`), ResNet-18 and ResNet-50 at 224x224 (`layer4`),
+//! batch 1 and 16, random weights (seed 0), smooth random images (seed 1); every method runs on the
+//! crate's predicted classes, passed to both sides explicitly. The slow methods (SmoothGrad,
+//! Integrated Gradients, Score-CAM, occlusion, LIME) batch their own passes, so their cost per
+//! image hardly depends on the batch: on the ResNets they run at batch 1 only, and Score-CAM,
+//! occlusion and LIME on the small CNN only unless `PEERS_FULL=1`, to keep the default run near 10
+//! minutes on 2 shared cores. On ResNet-50 they need `PEERS_SLOW=1` (2,048 Score-CAM masks: about
+//! 40 minutes for that row alone).
 
 #[path = "peers/export.rs"]
 mod export;
@@ -434,7 +437,8 @@ fn run() -> Result<()> {
         .unwrap_or(2);
     tch::set_num_threads(threads);
     let quick = env_flag("PEERS_QUICK");
-    let full = env_flag("PEERS_FULL");
+    let slowest = env_flag("PEERS_SLOW");
+    let full = slowest || env_flag("PEERS_FULL");
     let reps = std::env::var("PEERS_REPS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
@@ -509,14 +513,18 @@ fn run() -> Result<()> {
                 xs,
                 classes,
             };
-            // The slow methods (25 to 2,048 passes per image) at batch 1 only (their cost per image
-            // hardly depends on the batch). Score-CAM, occlusion and LIME run on ResNet-18 only with
-            // PEERS_FULL=1 (about 15 minutes more on 2 cores), and never on ResNet-50: its 2,048
-            // Score-CAM masks alone, times three libraries and six runs, would take over 40 minutes.
+            // The slow methods (25 to 2,048 passes per image) batch their own passes, so their cost
+            // per image hardly depends on the batch: on the ResNets they run at batch 1 only.
+            // Score-CAM, occlusion and LIME run on ResNet-18 with PEERS_FULL=1 (about 15 minutes
+            // more on 2 cores), on ResNet-50 only with PEERS_SLOW=1: its 2,048 Score-CAM masks
+            // alone, times three libraries and six runs, take about 40 minutes.
             let all = ["smoothgrad", "ig", "scorecam", "occlusion", "lime"];
-            let slow: &[&str] = match (name, batch, full) {
-                ("small_cnn", 1, _) | ("resnet18", 1, true) => &all,
-                ("resnet18", 1, false) | ("resnet50", 1, true) => &all[..2],
+            let slow: &[&str] = match (name, batch, full, slowest) {
+                ("small_cnn", 1, _, _)
+                | ("small_cnn", 16, true, _)
+                | ("resnet18", 1, true, _)
+                | ("resnet50", 1, true, true) => &all,
+                ("resnet18", 1, false, _) | ("resnet50", 1, true, false) => &all[..2],
                 _ => &[],
             };
             cases.push(bench_case(&case, slow, &mut runner, &dir)?);

@@ -14,7 +14,9 @@
 #
 # Options (environment): BENCH_THREADS (default 2: both sides), PEERS_REPS (timed runs, default 5),
 # PEERS_QUICK=1 (small CNN only, 2 runs: checks the pipeline in a few minutes), PEERS_FULL=1,
-# PEERS_RESNET50=1, PEERS_TIMEOUT (seconds to wait for one answer of the Python side, default 1800).
+# PEERS_RESNET50=1, PEERS_SLOW=1 (with PEERS_RESNET50=1: Score-CAM, occlusion and LIME on ResNet-50
+# too, about an hour more), PEERS_TIMEOUT (seconds to wait for one answer of the Python side,
+# default 1800). See benches/peers.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
