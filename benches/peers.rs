@@ -67,7 +67,7 @@ use tch::nn;
 const SETTINGS: &[&str] = &[
     "saliency: |d score / d input| (Captum Saliency, abs=True)",
     "smoothgrad: 25 samples, sigma 0.15 x (max - min) of the input, 25 images per pass",
-    "ig: 50 steps, zero baseline, trapezoid rule, 50 images per pass; Captum is given the correctly rounded points k / 49 (its own, from torch.linspace in float32, are one ulp off at 9 of 50, which moves ResNet maps by 1e-4 to 5e-4: scripts/bench/ig_float64.py)",
+    "ig: 50 steps, zero baseline, trapezoid rule, 50 images per pass; Captum is given the correctly rounded points k / 49 (its own, from torch.linspace in float32, are one ulp off at 9 of 50, which moves ResNet maps by 1e-4 to 5e-4: scripts/bench/float64_check.py)",
     "gradcam, gradcampp, layercam: the CAM layer (block3 / layer4), upsampled bilinearly, min-max normalised",
     "scorecam: 32 masked images per pass",
     "occlusion: window 16x16, stride 8, baseline 0, softmax probability, 64 images per pass",

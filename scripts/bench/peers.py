@@ -161,7 +161,7 @@ def exact_trapezoid_points():
     Captum takes the points from torch.linspace(0, 1, n) in float32, which for n = 50 is one ulp off
     at 9 of the 50 points (k = 5, 7, 10, 14, 17, ...). The gradients of a random ResNet are so
     sensitive to their input that this alone moves the normalised map by 1.07e-4 (ResNet-18) and
-    4.5e-4 (ResNet-50). Against a float64 computation (scripts/bench/ig_float64.py) the crate's map
+    4.5e-4 (ResNet-50). Against a float64 computation (scripts/bench/float64_check.py) the crate's map
     is 5.7e-7 off on ResNet-18 and Captum's 1.06e-4 (ResNet-50: 6.5e-4 and 8.3e-4; float32 gradients
     of a random ResNet-50 are that noisy on either side). The agreement check is about the method,
     so the bench gives Captum the same points; the timed work is unchanged (a list of 50 floats)."""

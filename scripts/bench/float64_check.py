@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""How far the deterministic maps of the peers bench that depend on float32 rounding the most
+(Integrated Gradients, occlusion) are from a float64 computation.
+
+    .venv-ref/bin/python scripts/bench/float64_check.py [target/bench-peers/work]
+
+Reads the work folder of the last `scripts/bench-peers.sh` run (weights, inputs, the crate's and
+Captum's maps) and computes each map once more in float64 on the same weights, inputs and targets:
+- IG (50 steps, zero baseline, trapezoid rule) with the exact points k / 49, and again in float32
+  with the points of Captum's own riemann_trapezoid (torch.linspace(0, 1, 50) in float32, one ulp
+  off at 9 of the 50 points);
+- occlusion (window 16, stride 8, baseline 0, softmax probability) with Captum's Occlusion on the
+  model and input converted to float64.
+Prints, for each case, the largest difference of the min-max normalised maps (as the bench's
+agreement column) between the crate and float64, Captum (as the bench ran it) and float64, and the
+crate and Captum. torch 2.13.0 and captum 0.9.0 from the reference environment
+(scripts/reference-env.sh).
+"""
+import os
+import sys
+
+import torch
+from safetensors.torch import load_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402
+
+STEPS = 50
+
+
+def integrated_gradients(model, x, targets, alphas, dtype):
+    """(x - 0) * sum_k grad F(alpha_k x) over the points; the weights are the same for all points but
+    the two ends, which halve (the scale does not matter after normalisation, the ends do)."""
+    model = model.to(dtype)
+    x = x.to(dtype)
+    weights = torch.full((len(alphas),), 1.0 / (len(alphas) - 1), dtype=dtype)
+    weights[0] /= 2
+    weights[-1] /= 2
+    out = torch.zeros_like(x)
+    for i in range(x.shape[0]):
+        points = torch.cat([a * x[i : i + 1] for a in alphas]).requires_grad_(True)
+        score = model(points)[:, int(targets[i])].sum()
+        (grad,) = torch.autograd.grad(score, points)
+        out[i] = (grad * weights.view(-1, 1, 1, 1)).sum(0) * x[i]
+    return out
+
+
+def occlusion(model, x, targets, dtype):
+    """Captum's Occlusion as the bench runs it, on the model and input in `dtype`; the first
+    channel of its map (every channel holds the same value)."""
+    from captum.attr import Occlusion
+
+    model = model.to(dtype)
+
+    def probs(z):
+        return torch.nn.functional.softmax(model(z), dim=1)
+
+    occ = Occlusion(probs)
+    out = occ.attribute(x.to(dtype), sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8),
+                        baselines=0.0, target=targets, perturbations_per_eval=64)
+    return out[:, :1]
+
+
+def diff(a, b):
+    return (peers.minmax(a) - peers.minmax(b)).abs().max().item()
+
+
+def main():
+    work = sys.argv[1] if len(sys.argv) > 1 else "target/bench-peers/work"
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    print(f"torch {torch.__version__}; work folder {work}")
+    for name in ["small_cnn", "resnet18", "resnet50"]:
+        for batch in [1, 16]:
+            stem = os.path.join(work, f"{name}_b{batch}")
+            if not os.path.exists(stem + "_crate.safetensors"):
+                continue
+            crate = load_file(stem + "_crate.safetensors")
+            theirs = load_file(stem + "_peers.safetensors")
+            if not any(f"{m}/captum" in theirs for m in ["ig", "occlusion"]):
+                continue
+            inputs = load_file(stem + "_input.safetensors")
+            x, targets = inputs["input"], inputs["targets"]
+            state = load_file(os.path.join(work, f"{name}.safetensors"))
+            classes = state["fc.weight"].shape[0]
+            model = peers.build(name, classes)
+            model.load_state_dict(state, strict=True)
+            model.eval()
+            model_name = f"{name} b{batch}"
+            if "ig" in crate and "ig/captum" in theirs:
+                exact = [k / (STEPS - 1) for k in range(STEPS)]
+                linspace = torch.linspace(0, 1, STEPS).tolist()
+                ref = integrated_gradients(model, x, targets, exact, torch.float64)
+                f32 = integrated_gradients(model, x, targets, linspace, torch.float32).float()
+                c, p = crate["ig"], theirs["ig/captum"]
+                print(
+                    f"{model_name} ig: crate/f64 {diff(c, ref):.2e}  captum/f64 {diff(p, ref):.2e}  "
+                    f"captum/crate {diff(p, c):.2e}  linspace-f32/f64 {diff(f32, ref):.2e}  "
+                    f"linspace-f32/crate {diff(f32, c):.2e}"
+                )
+            if "occlusion" in crate and "occlusion/captum" in theirs:
+                ref = occlusion(model, x, targets, torch.float64)
+                c, p = crate["occlusion"], theirs["occlusion/captum"]
+                print(
+                    f"{model_name} occlusion: crate/f64 {diff(c, ref):.2e}  "
+                    f"captum/f64 {diff(p, ref):.2e}  captum/crate {diff(p, c):.2e}"
+                )
+            model.float()
+
+if __name__ == "__main__":
+    main()
