@@ -10,6 +10,7 @@ use cnn_explain::attribution::lime::Lime;
 use cnn_explain::attribution::noise::NoiseTunnel;
 use cnn_explain::attribution::occlusion::Occlusion;
 use cnn_explain::attribution::{Attribution, Target};
+use cnn_explain::models::zoo::Normalization;
 use cnn_explain::models::{Arch, Init, Model, Staged, ZooConfig};
 use cnn_explain::rng::Rng;
 use tch::{nn, Device, Kind, Tensor};
@@ -22,6 +23,18 @@ fn small_cnn(vs: &nn::VarStore) -> Staged {
         num_classes: 6,
         init: Init::Seeded(5),
         normalization: None,
+    }
+    .build(&vs.root())
+    .unwrap()
+}
+
+/// The small CNN behind ImageNet's input normalisation (a `normalize` stage with float32 constants).
+fn normalized_small_cnn(vs: &nn::VarStore) -> Staged {
+    ZooConfig {
+        arch: Arch::SmallCnn,
+        num_classes: 6,
+        init: Init::Seeded(5),
+        normalization: Some(Normalization::imagenet()),
     }
     .build(&vs.root())
     .unwrap()
@@ -130,6 +143,31 @@ fn half_and_bfloat16_models_give_maps_close_to_float32() {
                 .correlation;
             assert!(r > 0.9, "{} on a {kind:?} model: correlation {r}", method.name());
         }
+    }
+}
+
+#[test]
+fn a_normalized_model_runs_in_every_precision() {
+    // The `normalize` stage's float32 constants must not promote a half-precision input back to
+    // float32 before the first convolution (half - float is float).
+    let vs32 = nn::VarStore::new(CPU);
+    let m32 = normalized_small_cnn(&vs32);
+    let xs = images(1);
+    let target = Target::Class(1);
+    let a = GradCam::new("block3").attribute(&m32, &xs, &target).unwrap();
+    for kind in [Kind::Double, Kind::Half, Kind::BFloat16] {
+        let mut vs = nn::VarStore::new(CPU);
+        let m = normalized_small_cnn(&vs);
+        vs.set_kind(kind);
+        let logits = m.logits(&xs).unwrap();
+        assert_eq!(logits.kind(), Kind::Float, "{kind:?}");
+        let b = GradCam::new("block3")
+            .attribute(&m, &xs, &target)
+            .unwrap_or_else(|e| panic!("Grad-CAM on a normalised {kind:?} model: {e}"));
+        let r = cnn_explain::attribution::compare::agreement(&a, &b)
+            .unwrap()
+            .correlation;
+        assert!(r > 0.9, "normalised {kind:?} model: correlation {r}");
     }
 }
 

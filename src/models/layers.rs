@@ -338,7 +338,10 @@ pub(crate) struct Normalize {
 
 impl ModuleT for Normalize {
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
-        (xs - &self.mean) / &self.std
+        // In the input's kind: float32 constants would promote a half-precision input back to
+        // float32 before the model's first convolution (a no-op for float32 input).
+        let kind = xs.kind();
+        (xs - self.mean.to_kind(kind)) / self.std.to_kind(kind)
     }
 }
 

@@ -125,7 +125,8 @@ pub const CHANNELS_LAST_MIN_BATCH: i64 = 8;
 ///
 /// The perturbation methods (occlusion, LIME, Score-CAM's masked inputs) and the CAMs' forward pass
 /// to their layer use it: forward values change only in float32 rounding (maps agree with
-/// contiguous runs and with the Python libraries to 5e-5). Gradients with respect to the input do
+/// contiguous runs and with the Python libraries to 5e-5, occlusion on a random ResNet-50 to
+/// 1.1e-4, as far from a float64 run as the contiguous layout is). Gradients with respect to the input do
 /// not: on a randomly initialised ResNet-18 the float32 input gradient is 2 to 3% of its maximum
 /// away from the float64 one in either layout, so changing the layout changes saliency maps by as
 /// much, and they would no longer match PyTorch's bit for bit.
