@@ -529,10 +529,12 @@ fn main() -> Result<()> {
     {
         tch::set_num_threads(n);
     }
+    // As the README tells users to (both sides of every ratio run in this process).
+    let kept = cnn_explain::runtime::keep_freed_memory()?;
     // The first GPU when there is one (the ratios compare the crate with itself on one device).
     let device = Device::cuda_if_available();
     println!(
-        "attribution speed: {device:?}, {} threads, OMP_WAIT_POLICY={}, {}",
+        "attribution speed: {device:?}, {} threads, OMP_WAIT_POLICY={}, keep_freed_memory {kept}, {}",
         tch::get_num_threads(),
         std::env::var("OMP_WAIT_POLICY").unwrap_or_else(|_| "(unset: set PASSIVE on shared machines)".into()),
         if settings.quick {

@@ -30,7 +30,10 @@
 //! `PEERS_SLOW=1` (implies `PEERS_FULL=1`; with `PEERS_RESNET50=1` adds Score-CAM, occlusion and
 //! LIME on ResNet-50: about an hour more), `PEERS_WORK` (the work folder), `PEERS_PYTHON` (the
 //! reference environment's Python, default `.venv-ref/bin/python`), `PEERS_TIMEOUT` (seconds to
-//! wait for one answer of the Python side before giving up, default 1800).
+//! wait for one answer of the Python side before giving up, default 1800), `PEERS_DEFAULT_MALLOC=1`
+//! (the crate's side without `runtime::keep_freed_memory()`, which it calls by default as the
+//! README tells users to), `PEERS_PY_KEEP_FREED=1` (the Python side with the same glibc settings,
+//! from its environment: the libraries compared at equal allocators).
 //!
 //! Cases: the small CNN at 64x64 (layer `block3`), ResNet-18 and ResNet-50 at 224x224 (`layer4`),
 //! batch 1 and 16, random weights (seed 0), smooth random images (seed 1); every method runs on the
@@ -125,8 +128,9 @@ impl Runner {
         self.peers.get(method).cloned().unwrap_or_default()
     }
 
-    /// `warm` untimed then `reps` timed rounds of: `mine(round)` (the crate's seconds and, if
-    /// paired, its floor's), then one run of each peer (prepared already).
+    /// `warm` untimed then `reps` timed rounds of `mine(round)` (the crate's seconds and, if
+    /// paired, its floor's) and one run of each peer (prepared already), the crate first in even
+    /// rounds and last in odd ones.
     fn interleave(
         &mut self,
         method: &str,
@@ -139,11 +143,22 @@ impl Runner {
             peers: vec![Vec::with_capacity(self.reps); peers.len()],
         };
         for round in 0..self.warm + self.reps {
-            let (t, floor_t) = mine(round)?;
+            // Even rounds run the crate first, odd rounds the peers first, so that neither side
+            // always runs right after the other's process (a measured order effect of up to 10%
+            // on the training row, benches/train_throughput.rs).
+            let crate_first = round % 2 == 0;
+            let mut mine_t = None;
+            if crate_first {
+                mine_t = Some(mine(round)?);
+            }
             let mut theirs = Vec::with_capacity(peers.len());
             for p in peers {
                 theirs.push(self.server.run(method, p, round)?);
             }
+            let (t, floor_t) = match mine_t {
+                Some(v) => v,
+                None => mine(round)?,
+            };
             if round >= self.warm {
                 r.mine.push(t);
                 r.floor.extend(floor_t);
@@ -400,7 +415,7 @@ fn env_flag(name: &str) -> bool {
 }
 
 /// Starts the Python side (`scripts/bench/peers.py --serve`) with the reference environment.
-fn start_server(dir: &Path, threads: i32) -> Result<PeerServer> {
+fn start_server(dir: &Path, threads: i32, keep_freed: bool) -> Result<PeerServer> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let python = std::env::var("PEERS_PYTHON")
         .unwrap_or_else(|_| root.join(".venv-ref/bin/python").to_string_lossy().into_owned());
@@ -418,7 +433,16 @@ fn start_server(dir: &Path, threads: i32) -> Result<PeerServer> {
         "--threads".into(),
         threads.to_string(),
     ];
-    PeerServer::spawn(&python, &args, Duration::from_secs(timeout)).map_err(|e| match e {
+    let env: &[(&str, &str)] = if keep_freed {
+        &[
+            ("MALLOC_MMAP_MAX_", "0"),
+            ("MALLOC_TRIM_THRESHOLD_", "2147483647"),
+            ("MALLOC_ARENA_MAX", "1"),
+        ]
+    } else {
+        &[]
+    };
+    PeerServer::spawn(&python, &args, env, Duration::from_secs(timeout)).map_err(|e| match e {
         Error::Io { path, source } => Error::data(
             path,
             format!(
@@ -436,6 +460,24 @@ fn run() -> Result<()> {
         .and_then(|v| v.parse::<i32>().ok())
         .unwrap_or(2);
     tch::set_num_threads(threads);
+    // The crate's side runs as the README tells its users to; `PEERS_DEFAULT_MALLOC=1` leaves
+    // glibc's defaults, `PEERS_PY_KEEP_FREED=1` gives the Python side the same settings.
+    let kept = !env_flag("PEERS_DEFAULT_MALLOC") && cnn_explain::runtime::keep_freed_memory()?;
+    let py_kept = env_flag("PEERS_PY_KEEP_FREED");
+    let allocator = format!(
+        "crate {}; Python {}",
+        if kept {
+            "with runtime::keep_freed_memory() (glibc keeps freed memory: no mmap per large tensor)"
+        } else {
+            "with glibc's defaults"
+        },
+        if py_kept {
+            "with the same settings from its environment (MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 MALLOC_ARENA_MAX=1)"
+        } else {
+            "with glibc's defaults, as its users run it"
+        }
+    );
+    println!("peers: allocator: {allocator}");
     let quick = env_flag("PEERS_QUICK");
     let slowest = env_flag("PEERS_SLOW");
     let full = slowest || env_flag("PEERS_FULL");
@@ -452,7 +494,7 @@ fn run() -> Result<()> {
         tch::get_num_threads(),
         dir.display()
     );
-    let server = start_server(&dir, tch::get_num_threads())?;
+    let server = start_server(&dir, tch::get_num_threads(), py_kept)?;
     let hello = server.hello.clone();
     let field = |k: &str| {
         hello
@@ -546,6 +588,7 @@ fn run() -> Result<()> {
         reps,
         load: load.clone(),
         settings: SETTINGS.iter().map(|s| s.to_string()).collect(),
+        allocator,
         models,
         cases,
         rows,

@@ -8,7 +8,7 @@
 //! momentum 0.9 and weight decay 5e-4, with the same number of intra-op threads, and count images
 //! per second over `BENCH_BATCHES` batches (default 30) after 5 warm-up batches. The rounds
 //! (`BENCH_ROUNDS`, default 3) alternate crate and PyTorch so that changes in the machine's load hit
-//! both; the medians and the median of the per-round ratios are printed and written to `target/bench/train_throughput.md`
+//! both, and even rounds run the three in reverse order so that none always goes first; the medians and the median of the per-round ratios are printed and written to `target/bench/train_throughput.md`
 //! and `.json`. A third column trains the same model with tch's own `nn::Sgd` in a bare loop, which
 //! separates the cost of `fit` and its optimiser from libtorch's.
 //!
@@ -149,8 +149,18 @@ struct PyResult {
 }
 
 /// Runs the PyTorch script; images per second and torch's version.
-fn pytorch(python: &Path, script: &Path, threads: i32, batches: usize) -> Result<PyResult> {
+fn pytorch(python: &Path, script: &Path, threads: i32, batches: usize, keep_freed: bool) -> Result<PyResult> {
+    let env: &[(&str, &str)] = if keep_freed {
+        &[
+            ("MALLOC_MMAP_MAX_", "0"),
+            ("MALLOC_TRIM_THRESHOLD_", "2147483647"),
+            ("MALLOC_ARENA_MAX", "1"),
+        ]
+    } else {
+        &[]
+    };
     let out = Command::new(python)
+        .envs(env.iter().copied())
         .arg(script)
         .args(["--threads", &threads.to_string()])
         .args(["--batches", &batches.to_string()])
@@ -225,6 +235,23 @@ fn main() -> Result<()> {
         tch::set_num_threads(n);
     }
     let threads = tch::get_num_threads();
+    // As the README tells users to; PyTorch keeps glibc's defaults unless `BENCH_PY_KEEP_FREED=1`
+    // gives it the same settings through its environment.
+    let kept = cnn_explain::runtime::keep_freed_memory()?;
+    let py_kept = std::env::var("BENCH_PY_KEEP_FREED").is_ok_and(|v| !v.is_empty() && v != "0");
+    let allocator = format!(
+        "crate and tch loop {}, PyTorch {}",
+        if kept {
+            "with runtime::keep_freed_memory()"
+        } else {
+            "with glibc's defaults"
+        },
+        if py_kept {
+            "with the same settings"
+        } else {
+            "with glibc's defaults"
+        }
+    );
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let python = std::env::var_os("BENCH_PYTHON")
         .map(PathBuf::from)
@@ -233,7 +260,7 @@ fn main() -> Result<()> {
     let have_python = python.exists();
     println!(
         "train throughput: small CNN, {SIZE}x{SIZE}, batch {BATCH}, SGD (momentum 0.9, wd 5e-4), {threads} threads, \
-         {batches} batches after {WARMUP} warm-up, {rounds} rounds, OMP_WAIT_POLICY={}",
+         {batches} batches after {WARMUP} warm-up, {rounds} rounds, OMP_WAIT_POLICY={}; allocator: {allocator}",
         std::env::var("OMP_WAIT_POLICY").unwrap_or_else(|_| "(unset)".into())
     );
     if !have_python {
@@ -265,26 +292,39 @@ fn main() -> Result<()> {
     let train = data(WARMUP + batches)?;
     let (mut fit_r, mut tch_r, mut py_r) = (Vec::new(), Vec::new(), Vec::new());
     let mut torch_version = None;
+    let run_python = || -> Result<Option<PyResult>> {
+        if !have_python {
+            return Ok(None);
+        }
+        let r = pytorch(&python, &script, threads, batches, py_kept)?;
+        if r.parameters != expected {
+            return Err(Error::invalid(
+                "scripts/bench/pytorch_train.py",
+                format!(
+                    "its network differs from Arch::SmallCnn: parameters {:?} vs the crate's {:?}; \
+                     update the script after changing the architecture",
+                    r.parameters, expected
+                ),
+            ));
+        }
+        Ok(Some(r))
+    };
     for round in 1..=rounds {
-        let f = crate_fit(&train, batches)?;
-        let t = tch_loop(&train, batches)?;
-        let p = if have_python {
-            let r = pytorch(&python, &script, threads, batches)?;
-            if r.parameters != expected {
-                return Err(Error::invalid(
-                    "scripts/bench/pytorch_train.py",
-                    format!(
-                        "its network differs from Arch::SmallCnn: parameters {:?} vs the crate's {:?}; \
-                         update the script after changing the architecture",
-                        r.parameters, expected
-                    ),
-                ));
-            }
-            torch_version = Some(r.torch.clone());
-            Some(r.images_per_second)
+        // Odd rounds run crate, tch, PyTorch; even rounds the reverse, so that no side always
+        // runs first (after the previous round's process) or last.
+        let (f, t, r) = if round % 2 == 1 {
+            let f = crate_fit(&train, batches)?;
+            let t = tch_loop(&train, batches)?;
+            (f, t, run_python()?)
         } else {
-            None
+            let r = run_python()?;
+            let t = tch_loop(&train, batches)?;
+            (crate_fit(&train, batches)?, t, r)
         };
+        if let Some(r) = &r {
+            torch_version = Some(r.torch.clone());
+        }
+        let p = r.map(|r| r.images_per_second);
         println!(
             "round {round}: crate fit {f:.1} img/s, tch nn::Sgd loop {t:.1} img/s, PyTorch {}",
             p.map_or("-".into(), |p| format!("{p:.1} img/s"))
@@ -300,7 +340,7 @@ fn main() -> Result<()> {
     let ratio = (!py_r.is_empty()).then(|| median(fit_r.iter().zip(&py_r).map(|(f, p)| f / p).collect()));
     let md = format!(
         "Training throughput, small CNN {SIZE}x{SIZE}, batch {BATCH}, SGD momentum 0.9 wd 5e-4, {threads} threads, \
-         median of {rounds} rounds of {batches} batches (after {WARMUP} warm-up), same run.\n\n\
+         median of {rounds} rounds of {batches} batches (after {WARMUP} warm-up), same run; allocator: {allocator}.\n\n\
          | crate `fit` (img/s) | tch `nn::Sgd` loop (img/s) | PyTorch {} (img/s) | crate / PyTorch (median of per-round ratios) | target | pass |\n\
          |---|---|---|---|---|---|\n\
          | {fit_m:.1} | {tch_m:.1} | {} | {} | >= 0.95 | {} |\n",

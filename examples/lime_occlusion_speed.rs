@@ -14,6 +14,8 @@ use std::time::Instant;
 use tch::nn;
 
 fn main() -> Result<()> {
+    // glibc keeps freed memory for the next pass instead of handing it back to the kernel.
+    cnn_explain::runtime::keep_freed_memory()?;
     // The first GPU when libtorch sees one, else the CPU.
     let device = Device::cuda_if_available();
     let vs = nn::VarStore::new(device);

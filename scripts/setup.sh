@@ -102,6 +102,10 @@ with open(path) as f:
     spec = json.load(f)
 env = {k: os.environ[k] for k in ["LIBTORCH", "LD_LIBRARY_PATH", "PATH", "EVCXR_CONFIG_DIR", "OMP_WAIT_POLICY"]}
 env["XDG_CACHE_HOME"] = os.path.join(root, ".cache")
+# glibc keeps freed memory for the next tensor instead of returning it to the kernel (what
+# cnn_explain::runtime::keep_freed_memory() sets from inside a program): about half the time of a
+# forward pass of the small CNN went to page faults without it.
+env.update({"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "2147483647", "MALLOC_ARENA_MAX": "1"})
 spec["env"] = env
 spec["display_name"] = "Rust (cnn-explain)"
 spec["argv"][0] = os.path.join(root, ".tools/bin/evcxr_jupyter")

@@ -34,6 +34,7 @@ pub mod models;
 pub mod notebook;
 pub mod quality;
 pub mod rng;
+pub mod runtime;
 pub mod segmentation;
 pub mod train;
 pub mod viz;

@@ -97,6 +97,7 @@ fn report_joins_rows_ratios_and_agreement() {
         reps: 3,
         load: vec!["1.0 1.0 1.0".into(), "2.0 1.0 1.0".into()],
         settings: vec![],
+        allocator: String::new(),
         models: vec![],
         cases: vec![CaseInfo {
             model: "m".into(),
@@ -177,6 +178,7 @@ fn ratios_pair_each_run_with_the_run_next_to_it() {
         reps: 3,
         load: vec!["1.00 1.00 1.00".into(), "3.00 2.00 1.00".into()],
         settings: vec![],
+        allocator: String::new(),
         models: vec![],
         cases: vec![],
         rows: vec![timed("m", 1, "floor", "crate", &[10.0, 10.0, 10.0]), sal],
@@ -226,8 +228,28 @@ fn fake_server(rest: &str, timeout_ms: u64) -> Result<server::PeerServer> {
     server::PeerServer::spawn(
         "sh",
         &["-c".to_string(), script],
+        &[],
         std::time::Duration::from_millis(timeout_ms),
     )
+}
+
+#[cfg(unix)]
+#[test]
+fn peer_server_gets_the_environment_it_is_given() {
+    // PEERS_PY_KEEP_FREED=1 hands the Python side glibc's settings through its environment.
+    let s = server::PeerServer::spawn(
+        "sh",
+        &[
+            "-c".to_string(),
+            r#"echo "{\"ok\": true, \"mmap\": \"$MALLOC_MMAP_MAX_\"}"; read l; echo '{"ok": true}'"#
+                .to_string(),
+        ],
+        &[("MALLOC_MMAP_MAX_", "0")],
+        std::time::Duration::from_secs(20),
+    )
+    .unwrap();
+    assert_eq!(s.hello["mmap"], "0");
+    s.quit().unwrap();
 }
 
 #[cfg(unix)]
@@ -275,7 +297,7 @@ fn peer_server_answers_and_its_failures_are_errors_not_hangs() {
     assert!(e.contains("did not answer `run`") && e.contains("killed"), "{e}");
 
     // Cannot start at all.
-    let e = server::PeerServer::spawn("/nonexistent/python", &[], std::time::Duration::from_secs(1))
+    let e = server::PeerServer::spawn("/nonexistent/python", &[], &[], std::time::Duration::from_secs(1))
         .err()
         .unwrap()
         .to_string();

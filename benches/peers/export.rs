@@ -149,6 +149,10 @@ pub struct CrateRun {
     pub load: Vec<String>,
     /// The method settings, as text (the Python side uses the same ones).
     pub settings: Vec<String>,
+    /// How each side's C allocator was set up (`runtime::keep_freed_memory` on the crate's side,
+    /// the same glibc settings on the Python side with `PEERS_PY_KEEP_FREED=1`).
+    #[serde(default)]
+    pub allocator: String,
     /// The models.
     pub models: Vec<ModelInfo>,
     /// The cases.
@@ -425,7 +429,9 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
     let mut md = format!(
         "Seconds per image, median of {} runs after {} warm-up [fastest, slowest]; {} threads on both sides \
          (crate: libtorch from torch 2.13.0; Python: {versions}). The two sides are interleaved run by run \
-         (crate run i, crate floor run i, each peer's run i, then run i + 1), one side running at a time.\n\
+         (crate run i with its floor run i, and each peer's run i, the crate first when i is even and last when i is odd), \
+         one side running at a time.\n\
+         Allocator: {}.\n\
          Load average (1, 5, 15 min) {load}.\n\
          `x floor`: crate time / crate forward+backward to the input on the same case (median of the per-run ratios). \
          `peer / crate`: median of the per-run ratios; > 1: the crate is faster. \
@@ -436,6 +442,11 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
         crate_run.reps,
         crate_run.warmup,
         crate_run.threads,
+        if crate_run.allocator.is_empty() {
+            "glibc defaults on both sides"
+        } else {
+            &crate_run.allocator
+        },
     );
     for r in rows {
         let agreement = match (r.agreement_metric.as_deref(), r.agreement, r.agrees) {

@@ -33,11 +33,13 @@ pub struct PeerServer {
 }
 
 impl PeerServer {
-    /// Starts `program args...` and waits (up to `timeout`) for its hello line.
-    pub fn spawn(program: &str, args: &[String], timeout: Duration) -> Result<Self> {
+    /// Starts `program args...` with `env` added to the environment and waits (up to `timeout`)
+    /// for its hello line.
+    pub fn spawn(program: &str, args: &[String], env: &[(&str, &str)], timeout: Duration) -> Result<Self> {
         let what = PathBuf::from(program);
         let mut child = Command::new(program)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
