@@ -11,6 +11,9 @@
 //! - `BENCH_MODEL=resnet18|small_cnn`, `BENCH_BATCH=1|16`: one model, one batch size;
 //! - `BENCH_GROUPS=ig_sg,score_cam,occlusion_lime`: which groups of slow methods run (default all).
 //!
+//! It calls `runtime::keep_freed_memory()` first, as the README tells users to; both sides of every
+//! ratio run in this process.
+//!
 //! The targets: saliency at most 1.05x the floor; each gradient CAM at most 1.1x a forward to the
 //! layer, the rest of the forward and a backward that stops at the layer, timed alone; Integrated
 //! Gradients and SmoothGrad no slower than Captum (36x and 16x the floor, measured on ResNet-18 at

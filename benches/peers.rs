@@ -29,7 +29,8 @@
 //! SmoothGrad and Integrated Gradients on ResNet-50), `PEERS_RESNET50=1` (adds ResNet-50),
 //! `PEERS_SLOW=1` (implies `PEERS_FULL=1`; with `PEERS_RESNET50=1` adds Score-CAM, occlusion and
 //! LIME on ResNet-50: about an hour more), `PEERS_WORK` (the work folder), `PEERS_PYTHON` (the
-//! reference environment's Python, default `.venv-ref/bin/python`), `PEERS_TIMEOUT` (seconds to
+//! reference environment's Python, default `.venv-ref/bin/python`), `PEERS_MODELS` (only these
+//! models, comma-separated: `small_cnn`, `resnet18`, `resnet50`), `PEERS_TIMEOUT` (seconds to
 //! wait for one answer of the Python side before giving up, default 1800), `PEERS_DEFAULT_MALLOC=1`
 //! (the crate's side without `runtime::keep_freed_memory()`, which it calls by default as the
 //! README tells users to), `PEERS_PY_KEEP_FREED=1` (the Python side with the same glibc settings,
@@ -528,6 +529,21 @@ fn run() -> Result<()> {
         if env_flag("PEERS_RESNET50") {
             specs.push(("resnet50", Arch::ResNet50, 1000, 224, "layer4"));
         }
+    }
+    // `PEERS_MODELS=resnet50` (names, comma-separated): only these models, e.g. to repeat one
+    // model's slow rows without the hour the others take.
+    if let Ok(only) = std::env::var("PEERS_MODELS") {
+        let only: Vec<&str> = only.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
+        if let Some(unknown) = only.iter().find(|m| !specs.iter().any(|s| s.0 == **m)) {
+            return Err(Error::invalid(
+                "PEERS_MODELS",
+                format!(
+                    "{unknown:?} is not among this run's models {:?} (resnet50 needs PEERS_RESNET50=1, the ResNets no PEERS_QUICK)",
+                    specs.iter().map(|s| s.0).collect::<Vec<_>>()
+                ),
+            ));
+        }
+        specs.retain(|s| only.contains(&s.0));
     }
     let (mut models, mut cases) = (Vec::new(), Vec::new());
     for (name, arch, classes, size, layer) in specs {

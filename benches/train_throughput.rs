@@ -8,9 +8,13 @@
 //! momentum 0.9 and weight decay 5e-4, with the same number of intra-op threads, and count images
 //! per second over `BENCH_BATCHES` batches (default 30) after 5 warm-up batches. The rounds
 //! (`BENCH_ROUNDS`, default 3) alternate crate and PyTorch so that changes in the machine's load hit
-//! both, and even rounds run the three in reverse order so that none always goes first; the medians and the median of the per-round ratios are printed and written to `target/bench/train_throughput.md`
-//! and `.json`. A third column trains the same model with tch's own `nn::Sgd` in a bare loop, which
-//! separates the cost of `fit` and its optimiser from libtorch's.
+//! both, and even rounds run the three in reverse order so that none always goes first; the
+//! medians and the median of the per-round ratios are printed and written to
+//! `target/bench/train_throughput.md` and `.json`. A third column trains the same model with tch's
+//! own `nn::Sgd` in a bare loop, which separates the cost of `fit` and its optimiser from libtorch's.
+//!
+//! The crate's side calls `runtime::keep_freed_memory()` first, as the README tells users to;
+//! `BENCH_PY_KEEP_FREED=1` starts PyTorch with the same glibc settings in its environment.
 //!
 //! The PyTorch side is `scripts/bench/pytorch_train.py`, run with `BENCH_PYTHON` or else
 //! `.venv-ref/bin/python` (made by `scripts/reference-env.sh`; torch 2.13.0). Without it the PyTorch
