@@ -435,11 +435,7 @@ fn start_server(dir: &Path, threads: i32, keep_freed: bool) -> Result<PeerServer
         threads.to_string(),
     ];
     let env: &[(&str, &str)] = if keep_freed {
-        &[
-            ("MALLOC_MMAP_MAX_", "0"),
-            ("MALLOC_TRIM_THRESHOLD_", "2147483647"),
-            ("MALLOC_ARENA_MAX", "1"),
-        ]
+        &cnn_explain::runtime::KEEP_FREED_ENV
     } else {
         &[]
     };
@@ -473,9 +469,13 @@ fn run() -> Result<()> {
             "with glibc's defaults"
         },
         if py_kept {
-            "with the same settings from its environment (MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 MALLOC_ARENA_MAX=1)"
+            let vars: Vec<String> = cnn_explain::runtime::KEEP_FREED_ENV
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!("with the same settings from its environment ({})", vars.join(" "))
         } else {
-            "with glibc's defaults, as its users run it"
+            "with glibc's defaults, as its users run it".to_string()
         }
     );
     println!("peers: allocator: {allocator}");

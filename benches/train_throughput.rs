@@ -155,11 +155,7 @@ struct PyResult {
 /// Runs the PyTorch script; images per second and torch's version.
 fn pytorch(python: &Path, script: &Path, threads: i32, batches: usize, keep_freed: bool) -> Result<PyResult> {
     let env: &[(&str, &str)] = if keep_freed {
-        &[
-            ("MALLOC_MMAP_MAX_", "0"),
-            ("MALLOC_TRIM_THRESHOLD_", "2147483647"),
-            ("MALLOC_ARENA_MAX", "1"),
-        ]
+        &cnn_explain::runtime::KEEP_FREED_ENV
     } else {
         &[]
     };

@@ -45,6 +45,27 @@ pub fn keep_freed_memory() -> Result<bool> {
     imp::keep_freed_memory()
 }
 
+/// The settings of [`keep_freed_memory`] as glibc's environment variables, for a process you start
+/// (a Python peer, a worker): `Command::new(..).envs(KEEP_FREED_ENV)`. glibc reads them at start-up;
+/// other C libraries ignore them.
+///
+/// ```
+/// use cnn_explain::runtime::KEEP_FREED_ENV;
+/// # #[cfg(unix)] {
+/// let out = std::process::Command::new("sh")
+///     .args(["-c", "echo $MALLOC_MMAP_MAX_"])
+///     .envs(KEEP_FREED_ENV)
+///     .output()?;
+/// assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+/// # }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub const KEEP_FREED_ENV: [(&str, &str); 3] = [
+    ("MALLOC_MMAP_MAX_", "0"),
+    ("MALLOC_TRIM_THRESHOLD_", "2147483647"),
+    ("MALLOC_ARENA_MAX", "1"),
+];
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod imp {
     use crate::{Error, Result};
