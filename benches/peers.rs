@@ -147,16 +147,12 @@ impl Runner {
             // Even rounds run the crate first, odd rounds the peers first, so that neither side
             // always runs right after the other's process (a measured order effect of up to 10%
             // on the training row, benches/train_throughput.rs).
-            let crate_first = round % 2 == 0;
-            let mut mine_t = None;
-            if crate_first {
-                mine_t = Some(mine(round)?);
-            }
+            let mine_first = if round % 2 == 0 { Some(mine(round)?) } else { None };
             let mut theirs = Vec::with_capacity(peers.len());
             for p in peers {
                 theirs.push(self.server.run(method, p, round)?);
             }
-            let (t, floor_t) = match mine_t {
+            let (t, floor_t) = match mine_first {
                 Some(v) => v,
                 None => mine(round)?,
             };
@@ -495,6 +491,28 @@ fn run() -> Result<()> {
         tch::get_num_threads(),
         dir.display()
     );
+    let mut specs: Vec<(&str, Arch, i64, i64, &str)> = vec![("small_cnn", Arch::SmallCnn, 6, 64, "block3")];
+    if !quick {
+        specs.push(("resnet18", Arch::ResNet18, 1000, 224, "layer4"));
+        if env_flag("PEERS_RESNET50") {
+            specs.push(("resnet50", Arch::ResNet50, 1000, 224, "layer4"));
+        }
+    }
+    // `PEERS_MODELS=resnet50` (names, comma-separated): only these models, e.g. to repeat one
+    // model's slow rows without the hour the others take. Checked before the Python side starts.
+    if let Ok(only) = std::env::var("PEERS_MODELS") {
+        let only: Vec<&str> = only.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
+        if let Some(unknown) = only.iter().find(|m| !specs.iter().any(|s| s.0 == **m)) {
+            return Err(Error::invalid(
+                "PEERS_MODELS",
+                format!(
+                    "{unknown:?} is not among this run's models {:?} (resnet50 needs PEERS_RESNET50=1, the ResNets no PEERS_QUICK)",
+                    specs.iter().map(|s| s.0).collect::<Vec<_>>()
+                ),
+            ));
+        }
+        specs.retain(|s| only.contains(&s.0));
+    }
     let server = start_server(&dir, tch::get_num_threads(), py_kept)?;
     let hello = server.hello.clone();
     let field = |k: &str| {
@@ -523,28 +541,6 @@ fn run() -> Result<()> {
         server,
         peers,
     };
-    let mut specs: Vec<(&str, Arch, i64, i64, &str)> = vec![("small_cnn", Arch::SmallCnn, 6, 64, "block3")];
-    if !quick {
-        specs.push(("resnet18", Arch::ResNet18, 1000, 224, "layer4"));
-        if env_flag("PEERS_RESNET50") {
-            specs.push(("resnet50", Arch::ResNet50, 1000, 224, "layer4"));
-        }
-    }
-    // `PEERS_MODELS=resnet50` (names, comma-separated): only these models, e.g. to repeat one
-    // model's slow rows without the hour the others take.
-    if let Ok(only) = std::env::var("PEERS_MODELS") {
-        let only: Vec<&str> = only.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
-        if let Some(unknown) = only.iter().find(|m| !specs.iter().any(|s| s.0 == **m)) {
-            return Err(Error::invalid(
-                "PEERS_MODELS",
-                format!(
-                    "{unknown:?} is not among this run's models {:?} (resnet50 needs PEERS_RESNET50=1, the ResNets no PEERS_QUICK)",
-                    specs.iter().map(|s| s.0).collect::<Vec<_>>()
-                ),
-            ));
-        }
-        specs.retain(|s| only.contains(&s.0));
-    }
     let (mut models, mut cases) = (Vec::new(), Vec::new());
     for (name, arch, classes, size, layer) in specs {
         let vs = nn::VarStore::new(Device::Cpu);

@@ -81,7 +81,10 @@ mod imp {
             if unsafe { libc::mallopt(param, value) } != 1 {
                 return Err(Error::invalid(
                     "keep_freed_memory",
-                    format!("glibc refused mallopt({name}, {value}); the allocator keeps its defaults"),
+                    format!(
+                        "glibc refused mallopt({name}, {value}): the settings before it stay applied, \
+                         this one and those after it keep the defaults"
+                    ),
                 ));
             }
         }
