@@ -6,17 +6,21 @@
 //! environment if missing and runs this bench, which writes `target/bench-peers/peers.md` and
 //! `peers.json`.
 //!
-//! How it measures: the bench starts the Python side once, as a server
-//! (`scripts/bench/peers.py --serve`, driven by JSON lines over a pipe, see `peers/server.rs`). For
-//! each case (model, batch) it first exports the weights, inputs and targets into the work folder
+//! How it measures: the bench starts the Python side once, as a server (`scripts/bench/peers.py
+//! --serve`, driven by JSON lines over a pipe, see `peers/server.rs`). For each case (model, batch)
+//! it first exports the weights, inputs and targets into the work folder
 //! (`target/bench-peers/work/`, see `peers/export.rs` for the files) and has the server load them.
 //! Then, for each method (a row), both sides make their objects (untimed), run one warm-up each,
 //! and alternate: crate run i, the crate's floor (forward + backward to the input) run i, each
-//! peer's run i, crate run i + 1, ... Only one side runs at a time (the other waits on the pipe;
-//! `OMP_WAIT_POLICY=PASSIVE`, set by the script, keeps its idle threads asleep), so every pair of
-//! runs sees the same load, and the report's ratios (`peer / crate`, `x floor`) are medians of the
-//! per-run ratios. The training epoch row alternates the same way. At the end each side's last map
-//! of every row is compared with `cnn_explain::attribution::compare` and the table is written.
+//! peer's run i, crate run i + 1, ... (the crate first in even rounds, last in odd ones). Calls
+//! under 2 s (`PEERS_PRE_RUN_BELOW`) are each timed right after an untimed call of the same side,
+//! so that no timed call starts cold right after the other process, and calls under 0.25 s get
+//! three times the timed rounds (see [`PRE_RUN_BELOW`]). Only one side runs at a time (the other
+//! waits on the pipe; `OMP_WAIT_POLICY=PASSIVE`, set by the script, keeps its idle threads asleep),
+//! so every pair of runs sees the same load, and the report's ratios (`peer / crate`, `x floor`)
+//! are medians of the per-run ratios. The training epoch row alternates the same way. At the end
+//! each side's last map of every row is compared with `cnn_explain::attribution::compare` and the
+//! table is written.
 //!
 //! Phases (arguments after `--`):
 //! - `--run` (or `PEERS_WORK` set, as the script does): the interleaved run, then the report;
@@ -24,7 +28,8 @@
 //!   `peers.json` and the maps of both sides).
 //!
 //! Environment: `BENCH_THREADS` (default 2, both sides), `PEERS_REPS` (timed runs, default 5),
-//! `PEERS_QUICK=1` (the small CNN only, 2 timed runs: to check the pipeline), `PEERS_FULL=1`
+//! `PEERS_QUICK=1` (the small CNN only, 2 timed runs: to check the pipeline), `PEERS_PRE_RUN_BELOW`
+//! (seconds, default 2; 0: no pre-runs), `PEERS_FULL=1`
 //! (the slow methods on the small CNN at batch 16 too, Score-CAM, occlusion and LIME on ResNet-18,
 //! SmoothGrad and Integrated Gradients on ResNet-50), `PEERS_RESNET50=1` (adds ResNet-50),
 //! `PEERS_SLOW=1` (implies `PEERS_FULL=1`; with `PEERS_RESNET50=1` adds Score-CAM, occlusion and
@@ -81,6 +86,31 @@ const SETTINGS: &[&str] = &[
 
 const TRAIN_IMAGES: usize = 1024;
 
+/// Calls shorter than this (seconds, the crate's warm-up call) are timed right after an untimed
+/// call of the same side (`PEERS_PRE_RUN_BELOW` to change it, 0 for never). A call that follows
+/// the other process starts with cold caches: measured in the run of 2026-11-30, the crate's
+/// Grad-CAM on the small CNN at batch 1 took 3.5 ms right after its own floor and 5.3 to 6.3 ms
+/// right after a Python call, ResNet-18's 44 ms and 56 to 73 ms. With the old order only the first
+/// peer of a row ever followed the other process, so the later peers (torchcam, Captum) were
+/// always timed warm and the crate mostly cold. Longer calls keep the alternating order alone:
+/// there the cold start is a few percent at most, and a pre-run would double hours of runs.
+const PRE_RUN_BELOW: f64 = 2.0;
+
+/// Calls shorter than this (seconds) get three times the timed rounds: they are the noisiest and
+/// the cheapest.
+const SHORT_BELOW: f64 = 0.25;
+
+/// How the runs were ordered, for the log and the report's header.
+fn order_text(reps: usize, short_reps: usize, pre_run_below: f64) -> String {
+    format!(
+        "1 warm-up, then {reps} timed rounds ({short_reps} for calls under {SHORT_BELOW} s); in each \
+         round crate run i with its floor run i, and each peer's run i, the crate first when i is even \
+         and last when i is odd; calls under {pre_run_below} s (the crate's warm-up) are each timed \
+         right after an untimed call of the same side, so no timed call starts cold after the other \
+         process (rows without: `*`)"
+    )
+}
+
 /// Forward + backward to the input of the target scores: the floor of gradient methods.
 fn floor(model: &dyn Model, xs: &Tensor, classes: &Tensor) -> Result<Tensor> {
     tch::with_grad(|| {
@@ -112,11 +142,19 @@ struct Rounds {
     mine: Vec<f64>,
     floor: Vec<f64>,
     peers: Vec<Vec<f64>>,
+    /// Every timed call followed an untimed call of the same side.
+    pre_run: bool,
 }
 
 struct Runner {
     warm: usize,
     reps: usize,
+    /// Rows whose crate warm-up call is shorter (seconds) time every call right after an untimed
+    /// call of the same side.
+    pre_run_below: f64,
+    /// Rows whose crate warm-up call is shorter (seconds) get `short_reps` timed rounds.
+    short_below: f64,
+    short_reps: usize,
     rows: Vec<TimedRow>,
     peer_rows: Vec<TimedRow>,
     server: PeerServer,
@@ -129,40 +167,58 @@ impl Runner {
         self.peers.get(method).cloned().unwrap_or_default()
     }
 
-    /// `warm` untimed then `reps` timed rounds of `mine(round)` (the crate's seconds and, if
-    /// paired, its floor's) and one run of each peer (prepared already), the crate first in even
-    /// rounds and last in odd ones.
+    /// `warm` untimed rounds, then the timed rounds of `mine(pre_run)` (the crate's seconds and,
+    /// if paired, its floor's) and one run of each peer (prepared already), the crate first in even
+    /// rounds and last in odd ones. Rows whose crate warm-up call took under `pre_run_below`
+    /// seconds run every timed call right after an untimed call of the same side (`mine(true)`
+    /// does its own), and rows under `short_below` get `short_reps` timed rounds (see
+    /// [`order_text`]).
     fn interleave(
         &mut self,
         method: &str,
         peers: &[String],
-        mut mine: impl FnMut(usize) -> Result<(f64, Option<f64>)>,
+        mut mine: impl FnMut(bool) -> Result<(f64, Option<f64>)>,
     ) -> Result<Rounds> {
-        let mut r = Rounds {
-            mine: Vec::with_capacity(self.reps),
-            floor: Vec::with_capacity(self.reps),
-            peers: vec![Vec::with_capacity(self.reps); peers.len()],
+        let mut warm_t = 0f64;
+        for round in 0..self.warm {
+            warm_t = warm_t.max(mine(false)?.0);
+            for p in peers {
+                self.server.run(method, p, round)?;
+            }
+        }
+        let pre_run = warm_t < self.pre_run_below;
+        let reps = if warm_t < self.short_below {
+            self.short_reps
+        } else {
+            self.reps
         };
-        for round in 0..self.warm + self.reps {
+        let mut r = Rounds {
+            mine: Vec::with_capacity(reps),
+            floor: Vec::with_capacity(reps),
+            peers: vec![Vec::with_capacity(reps); peers.len()],
+            pre_run,
+        };
+        for round in self.warm..self.warm + reps {
             // Even rounds run the crate first, odd rounds the peers first, so that neither side
             // always runs right after the other's process (a measured order effect of up to 10%
             // on the training row, benches/train_throughput.rs).
-            let mine_first = if round % 2 == 0 { Some(mine(round)?) } else { None };
-            let mut theirs = Vec::with_capacity(peers.len());
-            for p in peers {
-                theirs.push(self.server.run(method, p, round)?);
+            let mine_first = if round % 2 == 0 {
+                Some(mine(pre_run)?)
+            } else {
+                None
+            };
+            for (p, times) in peers.iter().zip(r.peers.iter_mut()) {
+                if pre_run {
+                    self.server.run(method, p, round)?;
+                }
+                times.push(self.server.run(method, p, round)?);
             }
             let (t, floor_t) = match mine_first {
                 Some(v) => v,
-                None => mine(round)?,
+                None => mine(pre_run)?,
             };
-            if round >= self.warm {
-                r.mine.push(t);
-                r.floor.extend(floor_t);
-                for (v, s) in r.peers.iter_mut().zip(theirs) {
-                    v.push(s);
-                }
-            }
+            r.mine.push(t);
+            r.floor.extend(floor_t);
         }
         Ok(r)
     }
@@ -185,6 +241,7 @@ impl Runner {
             images,
             note: note.to_string(),
             floor_times: rounds.floor,
+            pre_run: rounds.pre_run,
         };
         let (m, lo, hi) = row.per_image();
         let mut line = format!("{model:10} b{batch:<2} {method:11} crate {m:.3e} s/img [{lo:.3e}, {hi:.3e}]");
@@ -227,10 +284,16 @@ impl Runner {
         let model = case.model as &dyn Model;
         let pair_floor = method != "floor";
         let mut last = None;
-        let rounds = self.interleave(method, &peers, |_| {
+        let rounds = self.interleave(method, &peers, |pre_run| {
+            if pre_run {
+                drop(f()?);
+            }
             let (t, out) = time_it(&mut f)?;
             last = Some(out);
             let floor_t = if pair_floor {
+                if pre_run {
+                    drop(floor(model, &case.xs, &case.classes)?);
+                }
                 Some(time_it(|| floor(model, &case.xs, &case.classes))?.0)
             } else {
                 None
@@ -385,12 +448,17 @@ fn bench_train(runner: &mut Runner, dir: &Path) -> Result<TrainInfo> {
             .call(json!({"cmd": "prepare", "method": method, "peer": p, "train": info}))?;
     }
     let init = dir.join(&info.init);
-    let rounds = runner.interleave(method, &peers, |_| {
+    let epoch = || -> Result<f64> {
         let mut vs = nn::VarStore::new(Device::Cpu);
         let model = build(Arch::SmallCnn, &vs.root(), 6)?;
         weights::load(&vs, &init)?;
-        let (t, _) = time_it(|| fit(&model, &mut vs, &data, &cfg, &mut []))?;
-        Ok((t, None))
+        Ok(time_it(|| fit(&model, &mut vs, &data, &cfg, &mut []))?.0)
+    };
+    let rounds = runner.interleave(method, &peers, |pre_run| {
+        if pre_run {
+            epoch()?;
+        }
+        Ok((epoch()?, None))
     })?;
     for p in &peers {
         runner
@@ -483,11 +551,17 @@ fn run() -> Result<()> {
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|&r| r > 0)
         .unwrap_or(if quick { 2 } else { 5 });
+    let short_reps = reps * 3;
+    let pre_run_below = std::env::var("PEERS_PRE_RUN_BELOW")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(PRE_RUN_BELOW);
+    let order = order_text(reps, short_reps, pre_run_below);
     let dir = work_dir();
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let load_before = load_average();
     println!(
-        "peers: {} threads, 1 warm-up + {reps} timed runs per side, interleaved; work folder {}, load {load_before}",
+        "peers: {} threads; {order}; work folder {}, load {load_before}",
         tch::get_num_threads(),
         dir.display()
     );
@@ -536,6 +610,9 @@ fn run() -> Result<()> {
     let mut runner = Runner {
         warm: 1,
         reps,
+        pre_run_below,
+        short_below: SHORT_BELOW,
+        short_reps,
         rows: Vec::new(),
         peer_rows: Vec::new(),
         server,
@@ -601,6 +678,7 @@ fn run() -> Result<()> {
         load: load.clone(),
         settings: SETTINGS.iter().map(|s| s.to_string()).collect(),
         allocator,
+        order,
         models,
         cases,
         rows,

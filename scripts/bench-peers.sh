@@ -7,13 +7,15 @@
 #   2. builds and runs `cargo bench --bench peers` (release profile). It starts the Python side
 #      once as a server (.venv-ref/bin/python scripts/bench/peers.py --serve), exports each case
 #      (weights, inputs, targets), then times both sides interleaved run by run (crate run i, each
-#      peer's run i, crate run i + 1, ...), so that every pair of runs sees the same load; then
-#      checks the maps of both sides against each other and writes the table.
+#      peer's run i, crate run i + 1, ...; calls under 2 s each right after an untimed call of the
+#      same side), so that every pair of runs sees the same load; then checks the maps of both
+#      sides against each other and writes the table.
 #
 # `cargo bench --bench peers -- --report` re-makes the table from the work folder of the last run.
 #
 # Options (environment): BENCH_THREADS (default 2: both sides), PEERS_REPS (timed runs, default 5),
-# PEERS_QUICK=1 (small CNN only, 2 runs: checks the pipeline in a few minutes), PEERS_FULL=1,
+# PEERS_QUICK=1 (small CNN only, 2 runs: checks the pipeline in a few minutes), PEERS_PRE_RUN_BELOW
+# (seconds, default 2: calls shorter than that are timed right after an untimed one), PEERS_FULL=1,
 # PEERS_RESNET50=1, PEERS_SLOW=1 (with PEERS_RESNET50=1: Score-CAM, occlusion and LIME on ResNet-50
 # too, about an hour more), PEERS_TIMEOUT (seconds to wait for one answer of the Python side,
 # default 1800). See benches/peers.rs.

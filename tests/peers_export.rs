@@ -22,6 +22,7 @@ fn timed(model: &str, batch: i64, method: &str, who: &str, times: &[f64]) -> Tim
         images: batch,
         note: String::new(),
         floor_times: Vec::new(),
+        pre_run: false,
     }
 }
 
@@ -98,6 +99,7 @@ fn report_joins_rows_ratios_and_agreement() {
         load: vec!["1.0 1.0 1.0".into(), "2.0 1.0 1.0".into()],
         settings: vec![],
         allocator: String::new(),
+        order: String::new(),
         models: vec![],
         cases: vec![CaseInfo {
             model: "m".into(),
@@ -179,6 +181,7 @@ fn ratios_pair_each_run_with_the_run_next_to_it() {
         load: vec!["1.00 1.00 1.00".into(), "3.00 2.00 1.00".into()],
         settings: vec![],
         allocator: String::new(),
+        order: String::new(),
         models: vec![],
         cases: vec![],
         rows: vec![timed("m", 1, "floor", "crate", &[10.0, 10.0, 10.0]), sal],
@@ -219,6 +222,19 @@ fn ratios_pair_each_run_with_the_run_next_to_it() {
         md.contains("| m | 1 | saliency | 2.00 [1.00, 4.00] | 2.00 | captum | 3.00 [2.00, 8.00] | 2.00 |"),
         "{md}"
     );
+    // A run that states its order: the header says it, and rows timed without pre-runs are marked.
+    let mut run = run;
+    run.order = "the order of this run".into();
+    run.rows[1].pre_run = true;
+    let rows = report_rows(dir.path(), &run, &peers).unwrap();
+    assert!(rows[1].pre_run && !rows[0].pre_run);
+    let md = markdown(&rows, &run, &peers);
+    assert!(
+        md.contains("one side running at a time: the order of this run."),
+        "{md}"
+    );
+    assert!(md.contains("| m | 1 | saliency | 2.00 ["), "{md}");
+    assert!(md.contains("| m | 1 | floor * | "), "{md}");
 }
 
 /// A stand-in for the Python peer server: a shell script that says hello, then does `rest`.

@@ -96,6 +96,10 @@ pub struct TimedRow {
     /// Empty for the floor itself, the training row and the peers' rows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub floor_times: Vec<f64>,
+    /// Crate rows: every timed call (the crate's, its floor's and each peer's) was made right after
+    /// an untimed call of the same side, so none started cold after the other process.
+    #[serde(default)]
+    pub pre_run: bool,
 }
 
 impl TimedRow {
@@ -153,6 +157,9 @@ pub struct CrateRun {
     /// the same glibc settings on the Python side with `PEERS_PY_KEEP_FREED=1`).
     #[serde(default)]
     pub allocator: String,
+    /// How the runs were ordered (empty in runs before the pre-runs: alternating order only).
+    #[serde(default)]
+    pub order: String,
     /// The models.
     pub models: Vec<ModelInfo>,
     /// The cases.
@@ -275,6 +282,9 @@ pub struct ReportRow {
     pub agrees: Option<bool>,
     /// Remarks.
     pub note: String,
+    /// Every timed call followed an untimed call of the same side ([`TimedRow::pre_run`]).
+    #[serde(default)]
+    pub pre_run: bool,
 }
 
 /// Known, explained disagreements, keyed `method/peer`.
@@ -339,6 +349,7 @@ pub fn report_rows(dir: &Path, crate_run: &CrateRun, peers: &PeerRun) -> Result<
             agreement: None,
             agrees: None,
             note: row.note.clone(),
+            pre_run: row.pre_run,
         };
         let theirs: Vec<&TimedRow> = peers
             .rows
@@ -427,10 +438,9 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
         )
     };
     let mut md = format!(
-        "Seconds per image, median of {} runs after {} warm-up [fastest, slowest]; {} threads on both sides \
-         (crate: libtorch from torch 2.13.0; Python: {versions}). The two sides are interleaved run by run \
-         (crate run i with its floor run i, and each peer's run i, the crate first when i is even and last when i is odd), \
-         one side running at a time.\n\
+        "Seconds per image, median of the timed runs [fastest, slowest]; {} threads on both sides \
+         (crate: libtorch from torch 2.13.0; Python: {versions}). The two sides are interleaved run by run, \
+         one side running at a time: {}.\n\
          Allocator: {}.\n\
          Load average (1, 5, 15 min) {load}.\n\
          `x floor`: crate time / crate forward+backward to the input on the same case (median of the per-run ratios). \
@@ -439,9 +449,16 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
          or Pearson correlation (random methods, `r=`).\n\n\
          | model | batch | method | crate s/img [spread] | x floor | peer | peer s/img [spread] | peer / crate | agreement |\n\
          |---|---|---|---|---|---|---|---|---|\n",
-        crate_run.reps,
-        crate_run.warmup,
         crate_run.threads,
+        if crate_run.order.is_empty() {
+            format!(
+                "{} warm-up, then {} timed rounds, crate run i with its floor run i, and each peer's run i, \
+                 the crate first when i is even and last when i is odd",
+                crate_run.warmup, crate_run.reps
+            )
+        } else {
+            crate_run.order.clone()
+        },
         if crate_run.allocator.is_empty() {
             "glibc defaults on both sides"
         } else {
@@ -469,10 +486,15 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
             }
         });
         md.push_str(&format!(
-            "| {} | {} | {} | {} [{}, {}] | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {}{} | {} [{}, {}] | {} | {} | {} | {} | {} |\n",
             r.model,
             r.batch,
             r.method,
+            if r.pre_run || crate_run.order.is_empty() {
+                ""
+            } else {
+                " *"
+            },
             secs(r.crate_s_per_image),
             secs(r.crate_spread.0),
             secs(r.crate_spread.1),
