@@ -8,10 +8,13 @@
 //! momentum 0.9 and weight decay 5e-4, with the same number of intra-op threads, and count images
 //! per second over `BENCH_BATCHES` batches (default 30) after 5 warm-up batches. The rounds
 //! (`BENCH_ROUNDS`, default 3) alternate crate and PyTorch so that changes in the machine's load hit
-//! both, and even rounds run the three in reverse order so that none always goes first; the
+//! both, and even rounds run the four in reverse order so that none always goes first; the
 //! medians and the median of the per-round ratios are printed and written to
 //! `target/bench/train_throughput.md` and `.json`. A third column trains the same model with tch's
 //! own `nn::Sgd` in a bare loop, which separates the cost of `fit` and its optimiser from libtorch's.
+//! `fit` trains the small CNN on channels-last batches (`models::training_layout`: 1.3x on the CPU),
+//! and so does the tch loop; PyTorch runs twice per round, as its users run it (contiguous) and
+//! with the model and batches in `torch.channels_last`, so the layout's share of the ratio shows.
 //!
 //! The crate's side calls `runtime::keep_freed_memory()` first, as the README tells users to;
 //! `BENCH_PY_KEEP_FREED=1` starts PyTorch with the same glibc settings in its environment.
@@ -21,7 +24,7 @@
 //! column is skipped. `--quick` / `BENCH_QUICK=1`: one round of 10 batches.
 
 use cnn_explain::io::write_atomic;
-use cnn_explain::models::{Arch, ZooConfig};
+use cnn_explain::models::{training_layout, Arch, ZooConfig};
 use cnn_explain::prelude::*;
 use cnn_explain::rng::Rng;
 use cnn_explain::train::{BatchInfo, Callback, Control, Optimizer, Schedule, TrackedSet};
@@ -114,7 +117,9 @@ fn tch_loop(train: &Dataset, batches: usize) -> Result<f64> {
     let mut stamps = Vec::new();
     for idx in perm.chunks(BATCH) {
         let idx = Tensor::from_slice(idx).to_device(device());
-        let xs = train.images.f_index_select(0, &idx)?;
+        // The layout `fit` trains in (channels-last for the small CNN), so that this loop differs
+        // from `fit` only in the optimiser and the bookkeeping.
+        let xs = training_layout(&model, &train.images.f_index_select(0, &idx)?);
         let ys = train.labels.f_index_select(0, &idx)?;
         let logits = model.forward_t(&xs, true);
         let loss = logits.f_cross_entropy_loss::<Tensor>(&ys, None, tch::Reduction::Mean, -100, 0.0)?;
@@ -153,7 +158,14 @@ struct PyResult {
 }
 
 /// Runs the PyTorch script; images per second and torch's version.
-fn pytorch(python: &Path, script: &Path, threads: i32, batches: usize, keep_freed: bool) -> Result<PyResult> {
+fn pytorch(
+    python: &Path,
+    script: &Path,
+    threads: i32,
+    batches: usize,
+    keep_freed: bool,
+    channels_last: bool,
+) -> Result<PyResult> {
     let env: &[(&str, &str)] = if keep_freed {
         &cnn_explain::runtime::KEEP_FREED_ENV
     } else {
@@ -169,6 +181,7 @@ fn pytorch(python: &Path, script: &Path, threads: i32, batches: usize, keep_free
         .args(["--size", &SIZE.to_string()])
         .args(["--classes", &CLASSES.to_string()])
         .args(["--device", if device().is_cuda() { "cuda" } else { "cpu" }])
+        .args(channels_last.then_some("--channels-last"))
         .output()
         .map_err(|e| Error::io(python, e))?;
     if !out.status.success() {
@@ -212,8 +225,11 @@ struct Report {
     crate_fit_images_per_second: Vec<f64>,
     tch_sgd_loop_images_per_second: Vec<f64>,
     pytorch_images_per_second: Vec<f64>,
+    /// PyTorch with the model and batches in channels-last memory, the layout `fit` trains in.
+    pytorch_channels_last_images_per_second: Vec<f64>,
     torch_version: Option<String>,
     crate_over_pytorch: Option<f64>,
+    crate_over_pytorch_channels_last: Option<f64>,
 }
 
 fn main() -> Result<()> {
@@ -290,13 +306,13 @@ fn main() -> Result<()> {
         (names, vars.iter().map(|t| t.numel() as i64).sum::<i64>())
     };
     let train = data(WARMUP + batches)?;
-    let (mut fit_r, mut tch_r, mut py_r) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut fit_r, mut tch_r, mut py_r, mut pycl_r) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut torch_version = None;
-    let run_python = || -> Result<Option<PyResult>> {
+    let run_python = |channels_last: bool| -> Result<Option<PyResult>> {
         if !have_python {
             return Ok(None);
         }
-        let r = pytorch(&python, &script, threads, batches, py_kept)?;
+        let r = pytorch(&python, &script, threads, batches, py_kept, channels_last)?;
         if r.parameters != expected {
             return Err(Error::invalid(
                 "scripts/bench/pytorch_train.py",
@@ -310,44 +326,59 @@ fn main() -> Result<()> {
         Ok(Some(r))
     };
     for round in 1..=rounds {
-        // Odd rounds run crate, tch, PyTorch; even rounds the reverse, so that no side always
-        // runs first (after the previous round's process) or last.
-        let (f, t, r) = if round % 2 == 1 {
+        // Odd rounds run crate, tch, PyTorch, PyTorch channels-last; even rounds the reverse, so
+        // that no side always runs first (after the previous round's process) or last.
+        let (f, t, r, rcl) = if round % 2 == 1 {
             let f = crate_fit(&train, batches)?;
             let t = tch_loop(&train, batches)?;
-            (f, t, run_python()?)
+            let r = run_python(false)?;
+            (f, t, r, run_python(true)?)
         } else {
-            let r = run_python()?;
+            let rcl = run_python(true)?;
+            let r = run_python(false)?;
             let t = tch_loop(&train, batches)?;
-            (crate_fit(&train, batches)?, t, r)
+            (crate_fit(&train, batches)?, t, r, rcl)
         };
         if let Some(r) = &r {
             torch_version = Some(r.torch.clone());
         }
         let p = r.map(|r| r.images_per_second);
+        let pcl = rcl.map(|r| r.images_per_second);
+        let show = |v: Option<f64>| v.map_or("-".into(), |p| format!("{p:.1} img/s"));
         println!(
-            "round {round}: crate fit {f:.1} img/s, tch nn::Sgd loop {t:.1} img/s, PyTorch {}",
-            p.map_or("-".into(), |p| format!("{p:.1} img/s"))
+            "round {round}: crate fit {f:.1} img/s, tch nn::Sgd loop {t:.1} img/s, PyTorch {}, PyTorch channels-last {}",
+            show(p),
+            show(pcl)
         );
         fit_r.push(f);
         tch_r.push(t);
         py_r.extend(p);
+        pycl_r.extend(pcl);
     }
     let (fit_m, tch_m) = (median(fit_r.clone()), median(tch_r.clone()));
     let py_m = (!py_r.is_empty()).then(|| median(py_r.clone()));
+    let pycl_m = (!pycl_r.is_empty()).then(|| median(pycl_r.clone()));
     // Each round's crate and PyTorch runs are next to each other in time: the median of the
     // per-round ratios is less exposed to the machine's load than the ratio of the medians.
-    let ratio = (!py_r.is_empty()).then(|| median(fit_r.iter().zip(&py_r).map(|(f, p)| f / p).collect()));
+    let per_round =
+        |py: &[f64]| (!py.is_empty()).then(|| median(fit_r.iter().zip(py).map(|(f, p)| f / p).collect()));
+    let ratio = per_round(&py_r);
+    let ratio_cl = per_round(&pycl_r);
     let md = format!(
         "Training throughput, small CNN {SIZE}x{SIZE}, batch {BATCH}, SGD momentum 0.9 wd 5e-4, {threads} threads, \
          median of {rounds} rounds of {batches} batches (after {WARMUP} warm-up), same run; allocator: {allocator}.\n\n\
-         | crate `fit` (img/s) | tch `nn::Sgd` loop (img/s) | PyTorch {} (img/s) | crate / PyTorch (median of per-round ratios) | target | pass |\n\
-         |---|---|---|---|---|---|\n\
-         | {fit_m:.1} | {tch_m:.1} | {} | {} | >= 0.95 | {} |\n",
+         | crate `fit` (img/s) | tch `nn::Sgd` loop (img/s) | PyTorch {} (img/s) | crate / PyTorch (median of per-round ratios) | target | pass | PyTorch channels-last (img/s) | crate / PyTorch channels-last |\n\
+         |---|---|---|---|---|---|---|---|\n\
+         | {fit_m:.1} | {tch_m:.1} | {} | {} | >= 0.95 | {} | {} | {} |\n\n\
+         The crate's `fit` trains the small CNN on channels-last batches (`models::training_layout`), \
+         and so does the tch loop; PyTorch as its users run it (contiguous), and with the model and \
+         batches in `torch.channels_last`.\n",
         torch_version.as_deref().unwrap_or(""),
         py_m.map_or("-".into(), |p| format!("{p:.1}")),
         ratio.map_or("-".into(), |r| format!("{r:.3}")),
         ratio.map_or("-", |r| if r >= 0.95 { "pass" } else { "FAIL" }),
+        pycl_m.map_or("-".into(), |p| format!("{p:.1}")),
+        ratio_cl.map_or("-".into(), |r| format!("{r:.3}")),
     );
     let report = Report {
         threads,
@@ -358,8 +389,10 @@ fn main() -> Result<()> {
         crate_fit_images_per_second: fit_r,
         tch_sgd_loop_images_per_second: tch_r,
         pytorch_images_per_second: py_r,
+        pytorch_channels_last_images_per_second: pycl_r,
         torch_version,
         crate_over_pytorch: ratio,
+        crate_over_pytorch_channels_last: ratio_cl,
     };
     let dir =
         PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into())).join("bench");

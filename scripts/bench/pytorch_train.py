@@ -6,7 +6,8 @@ same parameter names (conv1, bn1, block1.conv, block1.bn, ..., fc): conv1 3->32,
 blocks conv-BN-ReLU 32->64 and 64->128 with 2x2 max pools, 128->128 without; global max pool; fc, trained the way the crate's
 `train::fit` does: each batch is gathered from a shuffled in-memory dataset, forward in training
 mode, cross-entropy, backward, SGD (momentum 0.9, weight decay 5e-4, lr 0.05), gradients cleared,
-the loss and the number of correct predictions read back to the host.
+the loss and the number of correct predictions read back to the host. `--channels-last` puts the
+model and each batch in channels-last memory, the layout the crate's `fit` trains the small CNN in.
 
 Run by the Rust bench with the reference environment (`scripts/reference-env.sh` makes .venv-ref;
 torch 2.13.0). Prints one JSON line: images per second over `--batches` batches after `--warmup`.
@@ -64,6 +65,9 @@ def main():
     ap.add_argument("--classes", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the crate's side passes its device)")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="model and batches in channels-last memory (torch.channels_last), as the crate's "
+                         "fit trains the small CNN")
     args = ap.parse_args()
     dev = torch.device(args.device)
     torch.set_num_threads(args.threads)
@@ -74,13 +78,15 @@ def main():
     images = torch.rand(n, 3, args.size, args.size).to(dev)
     labels = torch.randint(0, args.classes, (n,)).to(dev)
     model = SmallCnn(args.classes).to(dev)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     perm = torch.randperm(n).to(dev)
     stamps = []
     for b in range(total):
         idx = perm[b * bs:(b + 1) * bs]
-        xs = images.index_select(0, idx)
+        xs = images.index_select(0, idx).contiguous(memory_format=fmt)
         ys = labels.index_select(0, idx)
         logits = model(xs)
         loss = F.cross_entropy(logits, ys)
@@ -101,6 +107,7 @@ def main():
         "parameters": sorted(name for name, _ in model.named_parameters()),
         "numel": sum(p.numel() for p in model.parameters()),
         "foreach": opt.defaults.get("foreach"),
+        "channels_last": args.channels_last,
     }))
 
 

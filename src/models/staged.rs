@@ -46,6 +46,7 @@ pub struct Staged {
     device: Device,
     head: Option<Head>,
     channels_last_batches: bool,
+    channels_last_training: bool,
     kind_of: Option<Tensor>,
 }
 
@@ -71,6 +72,7 @@ impl Staged {
             device,
             head: None,
             channels_last_batches: false,
+            channels_last_training: false,
             kind_of: None,
         }
     }
@@ -101,6 +103,16 @@ impl Staged {
     /// (see [`crate::models::fast_layout`]). Every zoo model sets it; a new chain starts without it.
     pub fn with_channels_last_batches(mut self, allowed: bool) -> Self {
         self.channels_last_batches = allowed;
+        self
+    }
+
+    /// Declares that the model trains faster on channels-last batches, so
+    /// [`crate::train::fit`] hands it its batches that way (see
+    /// [`crate::models::training_layout`]). It has an effect only together with
+    /// [`Staged::with_channels_last_batches`]. The zoo sets it for the small CNN only (ResNet-18
+    /// trains slower that way on the CPU).
+    pub fn with_channels_last_training(mut self, faster: bool) -> Self {
+        self.channels_last_training = faster;
         self
     }
 
@@ -392,6 +404,10 @@ impl Model for Staged {
 
     fn channels_last_batches(&self) -> bool {
         self.channels_last_batches
+    }
+
+    fn channels_last_training(&self) -> bool {
+        self.channels_last_training
     }
 }
 

@@ -249,7 +249,10 @@ impl ZooConfig {
         };
         let mut model = model
             .with_min_input_size(self.arch.min_input_size())
-            .with_channels_last_batches(true);
+            .with_channels_last_batches(true)
+            // Measured (models::training_layout): the small CNN trains 1.23 to 1.35x faster
+            // channels-last on the CPU, ResNet-18 0.83 to 0.99x as fast; the rest are unmeasured.
+            .with_channels_last_training(self.arch == Arch::SmallCnn);
         // The first convolution's weight tells the precision the model runs in (after `vs.double()`).
         if let Some(w) = [p / "conv1", p / "features" / "0"]
             .iter()

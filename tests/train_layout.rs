@@ -1,0 +1,140 @@
+//! `fit` trains the zoo's small CNN on channels-last batches (`models::training_layout`, 1.3x
+//! faster on the CPU): the losses and weights are a contiguous run's, to float32 rounding.
+
+use cnn_explain::data::shapes::{generate, ShapesConfig};
+use cnn_explain::models::{build, Arch, Model};
+use cnn_explain::prelude::*;
+use cnn_explain::train::{fit, FitData, Optimizer, TrackedSet};
+use tch::nn;
+
+fn sorted(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut weights: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    weights.sort_by(|a, b| a.0.cmp(&b.0));
+    weights
+}
+
+/// Two epochs of SGD from the zoo's initial weights: the losses and the weights.
+fn train(channels_last: bool, data: &Dataset) -> (Vec<f64>, Vec<(String, Tensor)>) {
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let model = build(Arch::SmallCnn, &vs.root(), 6)
+        .unwrap()
+        .with_channels_last_training(channels_last);
+    assert_eq!(model.channels_last_training(), channels_last);
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch_size: 16,
+        lr: 0.01,
+        optimizer: Optimizer::Sgd {
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            nesterov: false,
+        },
+        tracked: TrackedSet::None,
+        verbose: false,
+        ..Default::default()
+    };
+    let h = fit(&model, &mut vs, &FitData::new(data), &cfg, &mut []).unwrap();
+    let losses = h.epochs.iter().map(|e| e.train_loss).collect();
+    (losses, sorted(&vs))
+}
+
+#[test]
+fn channels_last_training_learns_what_contiguous_training_learns() {
+    let splits = generate(&ShapesConfig {
+        image_size: 32,
+        train: 64,
+        val: 8,
+        test: 8,
+        ..Default::default()
+    })
+    .unwrap();
+    // The zoo's small CNN asks for it; a contiguous run of the same model is the reference.
+    let vs = nn::VarStore::new(Device::Cpu);
+    assert!(build(Arch::SmallCnn, &vs.root(), 6)
+        .unwrap()
+        .channels_last_training());
+    let initial = sorted(&vs);
+    let (fast_losses, fast_weights) = train(true, &splits.train);
+    let (losses, weights) = train(false, &splits.train);
+    assert_eq!(fast_losses.len(), 2);
+    for (a, b) in fast_losses.iter().zip(&losses) {
+        assert!(
+            (a - b).abs() < 1e-4 * b.abs().max(1.0),
+            "{fast_losses:?} vs {losses:?}"
+        );
+    }
+    assert_eq!(fast_weights.len(), weights.len());
+    assert_eq!(initial.len(), weights.len());
+    // What training changed, in each layout: the same to 2% of the change. Rounding grows over 8
+    // steps of SGD with momentum (0.5% on a batch norm bias); a wrong layout (a flipped or
+    // transposed batch) changes the updates by as much as their own size.
+    for (((name, a), (_, b)), (_, w0)) in fast_weights.iter().zip(&weights).zip(&initial) {
+        if w0.kind() != Kind::Float {
+            continue; // num_batches_tracked
+        }
+        let update = (b - w0).abs().max().double_value(&[]);
+        let diff = (a - b).abs().max().double_value(&[]);
+        assert!(
+            diff <= 2e-2 * update + 1e-7,
+            "{name}: {diff} for an update of {update}"
+        );
+    }
+}
+
+#[test]
+fn fit_hands_batches_channels_last_only_to_models_that_ask() {
+    let splits = generate(&ShapesConfig {
+        image_size: 16,
+        train: 32,
+        val: 4,
+        test: 4,
+        ..Default::default()
+    })
+    .unwrap();
+    for (allowed, faster, want_channels_last) in [
+        (true, true, true),
+        (true, false, false),
+        // Training layout without the model's word that its values do not depend on it: no.
+        (false, true, false),
+    ] {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<i64>>::new()));
+        let record = seen.clone();
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        let root = vs.root();
+        let model = Staged::new(3, 6, Device::Cpu)
+            .leaf(
+                "probe",
+                nn::func(move |xs| {
+                    record.lock().unwrap().push(xs.stride());
+                    xs.shallow_clone()
+                }),
+            )
+            .leaf("conv", nn::conv2d(&root / "conv", 3, 4, 3, Default::default()))
+            .leaf(
+                "flat",
+                nn::func(|xs| xs.mean_dim([2i64, 3].as_slice(), false, Kind::Float)),
+            )
+            .leaf("fc", nn::linear(&root / "fc", 4, 6, Default::default()))
+            .with_channels_last_batches(allowed)
+            .with_channels_last_training(faster);
+        let cfg = TrainConfig {
+            epochs: 1,
+            batch_size: 16,
+            tracked: TrackedSet::None,
+            verbose: false,
+            ..Default::default()
+        };
+        fit(&model, &mut vs, &FitData::new(&splits.train), &cfg, &mut []).unwrap();
+        let seen = seen.lock().unwrap();
+        // The two training batches (evaluation afterwards may see other layouts).
+        assert!(seen.len() >= 2, "{seen:?}");
+        let channels_last = [16 * 16 * 3, 1, 16 * 3, 3];
+        for stride in &seen[..2] {
+            assert_eq!(
+                stride.as_slice() == channels_last,
+                want_channels_last,
+                "allowed {allowed}, faster {faster}: strides {stride:?}"
+            );
+        }
+    }
+}
