@@ -202,7 +202,7 @@ impl<A: Attribution> Attribution for NoiseTunnel<A> {
         // Rows r = s * N + i: noisy copy s of sample i, `batch` rows per call of the inner method.
         let total = self.samples as i64 * n;
         let batch = self.batch as i64;
-        let mut sums: Option<(Tensor, Tensor)> = None;
+        let mut sums: Option<(Option<Tensor>, Option<Tensor>)> = None;
         let mut start = 0i64;
         while start < total {
             let end = (start + batch).min(total);
@@ -232,26 +232,34 @@ impl<A: Attribution> Attribution for NoiseTunnel<A> {
                     &maps.size(),
                 ));
             }
-            let (sum, sq) = match &mut sums {
-                Some(s) => s,
-                None => {
-                    let mut shape = maps.size();
-                    shape[0] = n;
-                    let z = Tensor::zeros(&shape, (Kind::Double, device));
-                    sums.insert((z.zeros_like(), z))
-                }
-            };
-            let _ = sum.f_index_add_(0, &idx_t, &maps)?;
-            let _ = sq.f_index_add_(0, &idx_t, &(&maps * &maps))?;
+            let (sum, sq) = sums.get_or_insert_with(|| {
+                let mut shape = maps.size();
+                shape[0] = n;
+                let z = || Tensor::zeros(&shape, (Kind::Double, device));
+                // Only the sums this kind reads: SmoothGrad needs no squares.
+                (
+                    (self.kind != NoiseKind::SmoothGradSquared).then(z),
+                    (self.kind != NoiseKind::SmoothGrad).then(z),
+                )
+            });
+            if let Some(sum) = sum {
+                let _ = sum.f_index_add_(0, &idx_t, &maps)?;
+            }
+            if let Some(sq) = sq {
+                let _ = sq.f_index_add_(0, &idx_t, &(&maps * &maps))?;
+            }
             start = end;
         }
         let (sum, sq) = sums.ok_or_else(|| Error::invalid("samples", "must be at least 1"))?;
         let s = self.samples as f64;
-        let mean = sum / s;
+        let missing = || Error::invalid("kind", "internal: a sum this kind reads was not kept");
         let out = match self.kind {
-            NoiseKind::SmoothGrad => mean,
-            NoiseKind::SmoothGradSquared => sq / s,
-            NoiseKind::VarGrad => (sq / s - &mean * &mean).clamp_min(0.0),
+            NoiseKind::SmoothGrad => sum.ok_or_else(missing)? / s,
+            NoiseKind::SmoothGradSquared => sq.ok_or_else(missing)? / s,
+            NoiseKind::VarGrad => {
+                let mean = sum.ok_or_else(missing)? / s;
+                (sq.ok_or_else(missing)? / s - &mean * &mean).clamp_min(0.0)
+            }
         };
         Ok(out.to_kind(x.kind()))
     }
