@@ -29,7 +29,9 @@
 //!
 //! Environment: `BENCH_THREADS` (default 2, both sides), `PEERS_REPS` (timed runs, default 5),
 //! `PEERS_QUICK=1` (the small CNN only, 2 timed runs: to check the pipeline), `PEERS_PRE_RUN_BELOW`
-//! (seconds, default 2; 0: no pre-runs), `PEERS_FULL=1`
+//! (seconds, default 2; 0: no pre-runs), `PEERS_BATCHES` (`1` or `16`: only that batch size),
+//! `PEERS_B16_SLOW` (slow methods, comma-separated, or `all`, to run at batch 16 on the ResNets
+//! too: `smoothgrad,ig` takes about 40 minutes with ResNet-50), `PEERS_FULL=1`
 //! (the slow methods on the small CNN at batch 16 too, Score-CAM, occlusion and LIME on ResNet-18,
 //! SmoothGrad and Integrated Gradients on ResNet-50), `PEERS_RESNET50=1` (adds ResNet-50),
 //! `PEERS_SLOW=1` (implies `PEERS_FULL=1`; with `PEERS_RESNET50=1` adds Score-CAM, occlusion and
@@ -75,7 +77,7 @@ use tch::nn;
 
 const SETTINGS: &[&str] = &[
     "saliency: |d score / d input| (Captum Saliency, abs=True)",
-    "smoothgrad: 25 samples, sigma 0.15 x (max - min) of the input, 25 images per pass",
+    "smoothgrad: 25 samples, sigma 0.15 x (max - min) of the input, 25 images per pass (Captum: 25 // batch samples of every image per pass)",
     "ig: 50 steps, zero baseline, trapezoid rule, 50 images per pass; Captum is given the correctly rounded points k / 49 (its own, from torch.linspace in float32, are one ulp off at 9 of 50, which moves ResNet maps by 1e-4 to 5e-4: scripts/bench/float64_check.py)",
     "gradcam, gradcampp, layercam: the CAM layer (block3 / layer4), upsampled bilinearly, min-max normalised",
     "scorecam: 32 masked images per pass",
@@ -587,6 +589,44 @@ fn run() -> Result<()> {
         }
         specs.retain(|s| only.contains(&s.0));
     }
+    // PEERS_BATCHES=16 (or 1): only these batch sizes. PEERS_B16_SLOW=smoothgrad,ig (or `all`): these
+    // slow methods at batch 16 on the ResNets too (Score-CAM, occlusion and LIME there take hours).
+    let list = |name: &str| -> Vec<String> {
+        std::env::var(name)
+            .map(|v| {
+                v.split(',')
+                    .map(|m| m.trim().to_string())
+                    .filter(|m| !m.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let batches: Vec<i64> = match list("PEERS_BATCHES") {
+        b if b.is_empty() => vec![1, 16],
+        b => b
+            .iter()
+            .map(|v| match v.as_str() {
+                "1" => Ok(1),
+                "16" => Ok(16),
+                _ => Err(Error::invalid("PEERS_BATCHES", format!("{v:?} is not 1 or 16"))),
+            })
+            .collect::<Result<_>>()?,
+    };
+    let slow_names = ["smoothgrad", "ig", "scorecam", "occlusion", "lime"];
+    let b16_slow: Vec<&str> = match list("PEERS_B16_SLOW") {
+        m if m == ["all"] => slow_names.to_vec(),
+        m => m
+            .iter()
+            .map(|v| {
+                slow_names.iter().copied().find(|n| n == v).ok_or_else(|| {
+                    Error::invalid(
+                        "PEERS_B16_SLOW",
+                        format!("{v:?} is not one of {slow_names:?} (or `all`)"),
+                    )
+                })
+            })
+            .collect::<Result<_>>()?,
+    };
     let server = start_server(&dir, tch::get_num_threads(), py_kept)?;
     let hello = server.hello.clone();
     let field = |k: &str| {
@@ -649,16 +689,27 @@ fn run() -> Result<()> {
             // Score-CAM, occlusion and LIME run on ResNet-18 with PEERS_FULL=1 (about 15 minutes
             // more on 2 cores), on ResNet-50 only with PEERS_SLOW=1: its 2,048 Score-CAM masks
             // alone, times three libraries and six runs, take about 40 minutes.
+            if !batches.contains(&batch) {
+                continue;
+            }
             let all = ["smoothgrad", "ig", "scorecam", "occlusion", "lime"];
-            let slow: &[&str] = match (name, batch, full, slowest) {
+            let mut slow: Vec<&str> = match (name, batch, full, slowest) {
                 ("small_cnn", 1, _, _)
                 | ("small_cnn", 16, true, _)
                 | ("resnet18", 1, true, _)
-                | ("resnet50", 1, true, true) => &all,
-                ("resnet18", 1, false, _) | ("resnet50", 1, true, false) => &all[..2],
-                _ => &[],
+                | ("resnet50", 1, true, true) => all.to_vec(),
+                ("resnet18", 1, false, _) | ("resnet50", 1, true, false) => all[..2].to_vec(),
+                _ => Vec::new(),
             };
-            cases.push(bench_case(&case, slow, &mut runner, &dir)?);
+            // PEERS_B16_SLOW: these slow methods at batch 16 on the ResNets too.
+            if batch == 16 && name != "small_cnn" {
+                for m in &b16_slow {
+                    if !slow.contains(m) {
+                        slow.push(m);
+                    }
+                }
+            }
+            cases.push(bench_case(&case, &slow, &mut runner, &dir)?);
         }
         models.push(info);
     }

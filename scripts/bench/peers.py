@@ -150,7 +150,11 @@ def captum_smoothgrad(model, x, t, info):
     from captum.attr import NoiseTunnel, Saliency
     nt = NoiseTunnel(Saliency(model))
     std = 0.15 * float(x.max() - x.min())
-    return plain(lambda: nt.attribute(x, nt_type="smoothgrad", nt_samples=25, nt_samples_batch_size=25,
+    # Captum's nt_samples_batch_size counts noise samples per input: a pass holds batch x that many
+    # images. 25 // batch keeps a pass near the crate's 25 images (at batch 16 the old 25 made passes
+    # of 400 ResNet-50 images, which the OOM killer stopped at 19 GB on a 24 GB machine).
+    per_pass = max(1, 25 // x.shape[0])
+    return plain(lambda: nt.attribute(x, nt_type="smoothgrad", nt_samples=25, nt_samples_batch_size=per_pass,
                                       stdevs=std, target=t, abs=True))
 
 
