@@ -88,6 +88,9 @@ const SETTINGS: &[&str] = &[
 
 const TRAIN_IMAGES: usize = 1024;
 
+/// The methods that batch their own passes (25 to 2,048 per image), in the order they run.
+const SLOW_METHODS: [&str; 5] = ["smoothgrad", "ig", "scorecam", "occlusion", "lime"];
+
 /// Calls shorter than this (seconds, the crate's warm-up call) are timed right after an untimed
 /// call of the same side (`PEERS_PRE_RUN_BELOW` to change it, 0 for never). A call that follows
 /// the other process starts with cold caches: measured in the run of 2026-11-30, the crate's
@@ -98,12 +101,14 @@ const TRAIN_IMAGES: usize = 1024;
 /// there the cold start is a few percent at most, and a pre-run would double hours of runs.
 const PRE_RUN_BELOW: f64 = 2.0;
 
-/// Calls shorter than this (seconds) get three times the timed rounds: they are the noisiest and
-/// the cheapest.
+/// Calls shorter than this (seconds) get [`SHORT_ROUNDS`] times the timed rounds: they are the
+/// noisiest and the cheapest.
 const SHORT_BELOW: f64 = 0.25;
+const SHORT_ROUNDS: usize = 3;
 
 /// How the runs were ordered, for the log and the report's header.
-fn order_text(reps: usize, short_reps: usize, pre_run_below: f64) -> String {
+fn order_text(reps: usize, pre_run_below: f64) -> String {
+    let short_reps = reps * SHORT_ROUNDS;
     format!(
         "1 warm-up, then {reps} timed rounds ({short_reps} for calls under {SHORT_BELOW} s); in each \
          round crate run i with its floor run i, and each peer's run i, the crate first when i is even \
@@ -154,9 +159,6 @@ struct Runner {
     /// Rows whose crate warm-up call is shorter (seconds) time every call right after an untimed
     /// call of the same side.
     pre_run_below: f64,
-    /// Rows whose crate warm-up call is shorter (seconds) get `short_reps` timed rounds.
-    short_below: f64,
-    short_reps: usize,
     rows: Vec<TimedRow>,
     peer_rows: Vec<TimedRow>,
     server: PeerServer,
@@ -173,7 +175,7 @@ impl Runner {
     /// if paired, its floor's) and one run of each peer (prepared already), the crate first in even
     /// rounds and last in odd ones. Rows whose crate warm-up call took under `pre_run_below`
     /// seconds run every timed call right after an untimed call of the same side (`mine(true)`
-    /// does its own), and rows under `short_below` get `short_reps` timed rounds (see
+    /// does its own), and rows under [`SHORT_BELOW`] get [`SHORT_ROUNDS`] times the rounds (see
     /// [`order_text`]).
     fn interleave(
         &mut self,
@@ -189,8 +191,8 @@ impl Runner {
             }
         }
         let pre_run = warm_t < self.pre_run_below;
-        let reps = if warm_t < self.short_below {
-            self.short_reps
+        let reps = if warm_t < SHORT_BELOW {
+            self.reps * SHORT_ROUNDS
         } else {
             self.reps
         };
@@ -553,12 +555,11 @@ fn run() -> Result<()> {
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|&r| r > 0)
         .unwrap_or(if quick { 2 } else { 5 });
-    let short_reps = reps * 3;
     let pre_run_below = std::env::var("PEERS_PRE_RUN_BELOW")
         .ok()
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(PRE_RUN_BELOW);
-    let order = order_text(reps, short_reps, pre_run_below);
+    let order = order_text(reps, pre_run_below);
     let dir = work_dir();
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let load_before = load_average();
@@ -574,23 +575,7 @@ fn run() -> Result<()> {
             specs.push(("resnet50", Arch::ResNet50, 1000, 224, "layer4"));
         }
     }
-    // `PEERS_MODELS=resnet50` (names, comma-separated): only these models, e.g. to repeat one
-    // model's slow rows without the hour the others take. Checked before the Python side starts.
-    if let Ok(only) = std::env::var("PEERS_MODELS") {
-        let only: Vec<&str> = only.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
-        if let Some(unknown) = only.iter().find(|m| !specs.iter().any(|s| s.0 == **m)) {
-            return Err(Error::invalid(
-                "PEERS_MODELS",
-                format!(
-                    "{unknown:?} is not among this run's models {:?} (resnet50 needs PEERS_RESNET50=1, the ResNets no PEERS_QUICK)",
-                    specs.iter().map(|s| s.0).collect::<Vec<_>>()
-                ),
-            ));
-        }
-        specs.retain(|s| only.contains(&s.0));
-    }
-    // PEERS_BATCHES=16 (or 1): only these batch sizes. PEERS_B16_SLOW=smoothgrad,ig (or `all`): these
-    // slow methods at batch 16 on the ResNets too (Score-CAM, occlusion and LIME there take hours).
+    // A comma-separated list from the environment (empty when unset).
     let list = |name: &str| -> Vec<String> {
         std::env::var(name)
             .map(|v| {
@@ -601,6 +586,23 @@ fn run() -> Result<()> {
             })
             .unwrap_or_default()
     };
+    // `PEERS_MODELS=resnet50` (names, comma-separated): only these models, e.g. to repeat one
+    // model's slow rows without the hour the others take. Checked before the Python side starts.
+    if std::env::var_os("PEERS_MODELS").is_some() {
+        let only = list("PEERS_MODELS");
+        if let Some(unknown) = only.iter().find(|m| !specs.iter().any(|s| s.0 == m.as_str())) {
+            return Err(Error::invalid(
+                "PEERS_MODELS",
+                format!(
+                    "{unknown:?} is not among this run's models {:?} (resnet50 needs PEERS_RESNET50=1, the ResNets no PEERS_QUICK)",
+                    specs.iter().map(|s| s.0).collect::<Vec<_>>()
+                ),
+            ));
+        }
+        specs.retain(|s| only.iter().any(|m| m == s.0));
+    }
+    // PEERS_BATCHES=16 (or 1): only these batch sizes. PEERS_B16_SLOW=smoothgrad,ig (or `all`): these
+    // slow methods at batch 16 on the ResNets too (Score-CAM, occlusion and LIME there take hours).
     let batches: Vec<i64> = match list("PEERS_BATCHES") {
         b if b.is_empty() => vec![1, 16],
         b => b
@@ -612,16 +614,15 @@ fn run() -> Result<()> {
             })
             .collect::<Result<_>>()?,
     };
-    let slow_names = ["smoothgrad", "ig", "scorecam", "occlusion", "lime"];
     let b16_slow: Vec<&str> = match list("PEERS_B16_SLOW") {
-        m if m == ["all"] => slow_names.to_vec(),
+        m if m == ["all"] => SLOW_METHODS.to_vec(),
         m => m
             .iter()
             .map(|v| {
-                slow_names.iter().copied().find(|n| n == v).ok_or_else(|| {
+                SLOW_METHODS.iter().copied().find(|n| n == v).ok_or_else(|| {
                     Error::invalid(
                         "PEERS_B16_SLOW",
-                        format!("{v:?} is not one of {slow_names:?} (or `all`)"),
+                        format!("{v:?} is not one of {SLOW_METHODS:?} (or `all`)"),
                     )
                 })
             })
@@ -651,8 +652,6 @@ fn run() -> Result<()> {
         warm: 1,
         reps,
         pre_run_below,
-        short_below: SHORT_BELOW,
-        short_reps,
         rows: Vec::new(),
         peer_rows: Vec::new(),
         server,
@@ -671,7 +670,7 @@ fn run() -> Result<()> {
             layer: layer.into(),
             weights: weights_file,
         };
-        for batch in [1i64, 16] {
+        for batch in [1i64, 16].into_iter().filter(|b| batches.contains(b)) {
             // Smooth random images, so that SLIC finds regions and the classes vary.
             let xs = Rng::new(1)
                 .uniform_tensor(&[batch, 3, 16, 16], Device::Cpu)
@@ -689,10 +688,7 @@ fn run() -> Result<()> {
             // Score-CAM, occlusion and LIME run on ResNet-18 with PEERS_FULL=1 (about 15 minutes
             // more on 2 cores), on ResNet-50 only with PEERS_SLOW=1: its 2,048 Score-CAM masks
             // alone, times three libraries and six runs, take about 40 minutes.
-            if !batches.contains(&batch) {
-                continue;
-            }
-            let all = ["smoothgrad", "ig", "scorecam", "occlusion", "lime"];
+            let all = SLOW_METHODS;
             let mut slow: Vec<&str> = match (name, batch, full, slowest) {
                 ("small_cnn", 1, _, _)
                 | ("small_cnn", 16, true, _)
