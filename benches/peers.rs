@@ -81,7 +81,7 @@ const SETTINGS: &[&str] = &[
     "ig: 50 steps, zero baseline, trapezoid rule, 50 images per pass; Captum is given the correctly rounded points k / 49 (its own, from torch.linspace in float32, are one ulp off at 9 of 50, which moves ResNet maps by 1e-4 to 5e-4: scripts/bench/float64_check.py)",
     "gradcam, gradcampp, layercam: the CAM layer (block3 / layer4), upsampled bilinearly, min-max normalised",
     "scorecam: 32 masked images per pass",
-    "occlusion: window 16x16, stride 8, baseline 0, softmax probability, 64 images per pass",
+    "occlusion: window 16x16, stride 8, baseline 0, softmax probability, 64 images per pass (Captum: 64 // batch windows of every image per pass)",
     "lime: 1,000 samples, SLIC 50 segments compactness 10, mean-colour fill, kernel width 0.25, ridge 1, probability, 64 per pass",
     "train_epoch: small CNN, built-in shapes (1,024 images, 64x64), batch 64, SGD lr 0.05 momentum 0.9 wd 5e-4",
 ];

@@ -446,7 +446,7 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
          `x floor`: crate time / crate forward+backward to the input on the same case (median of the per-run ratios). \
          `peer / crate`: median of the per-run ratios; > 1: the crate is faster. \
          Agreement: max |difference| of the per-sample min-max normalised maps (deterministic methods, must be <= {TOLERANCE:e}), \
-         or Pearson correlation (random methods, `r=`).\n\n\
+         or the smallest per-sample Pearson correlation (random methods, `r=`).\n\n\
          | model | batch | method | crate s/img [spread] | x floor | peer | peer s/img [spread] | peer / crate | agreement |\n\
          |---|---|---|---|---|---|---|---|---|\n",
         crate_run.threads,

@@ -204,8 +204,12 @@ def captum_occlusion(model, x, t, info):
     def probs(z):
         return F.softmax(model(z), dim=1)
     occ = Occlusion(probs)
+    # perturbations_per_eval counts windows per input ("a maximum of perturbations_per_eval *
+    # #examples samples" per pass): 64 // batch keeps a pass at the crate's 64 images (64 made
+    # passes of 1,024 images at batch 16).
+    per_pass = max(1, 64 // x.shape[0])
     return plain(lambda: occ.attribute(x, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8),
-                                       baselines=0.0, target=t, perturbations_per_eval=64),
+                                       baselines=0.0, target=t, perturbations_per_eval=per_pass),
                  lambda o: o[:, :1])
 
 
