@@ -2,7 +2,9 @@
 """How far the deterministic maps of the peers bench that depend on float32 rounding the most
 (Integrated Gradients, occlusion) are from a float64 computation.
 
-    .venv-ref/bin/python scripts/bench/float64_check.py [target/bench-peers/work]
+    .venv-ref/bin/python scripts/bench/float64_check.py [target/bench-peers/work [resnet50_b1 ...]]
+
+(the optional names after the folder: only these cases.)
 
 Reads the work folder of the last `scripts/bench-peers.sh` run (weights, inputs, the crate's and
 Captum's maps) and computes each map once more in float64 on the same weights, inputs and targets:
@@ -10,10 +12,13 @@ Captum's maps) and computes each map once more in float64 on the same weights, i
   with the points of Captum's own riemann_trapezoid (torch.linspace(0, 1, 50) in float32, one ulp
   off at 9 of the 50 points);
 - occlusion (window 16, stride 8, baseline 0, softmax probability) with Captum's Occlusion on the
-  model and input converted to float64.
+  model and input converted to float64; and, to show how far float32 itself moves that map, Captum's
+  Occlusion in float32 once more with one thread instead of the bench's (oneDNN's convolutions then
+  sum in another order) and with the input in channels-last memory (the crate's layout).
 Prints, for each case, the largest difference of the min-max normalised maps (as the bench's
 agreement column) between the crate and float64, Captum (as the bench ran it) and float64, and the
-crate and Captum. torch 2.13.0 and captum 0.9.0 from the reference environment
+crate and Captum; for occlusion also Captum at one thread and Captum channels-last against Captum as
+the bench ran it and against float64. torch 2.13.0 and captum 0.9.0 from the reference environment
 (scripts/reference-env.sh).
 """
 import os
@@ -45,18 +50,21 @@ def integrated_gradients(model, x, targets, alphas, dtype):
     return out
 
 
-def occlusion(model, x, targets, dtype):
-    """Captum's Occlusion as the bench runs it, on the model and input in `dtype`; the first
-    channel of its map (every channel holds the same value)."""
+def occlusion(model, x, targets, dtype, channels_last=False):
+    """Captum's Occlusion as the bench runs it, on the model and input in `dtype` (channels-last
+    memory if asked); the first channel of its map (every channel holds the same value)."""
     from captum.attr import Occlusion
 
     model = model.to(dtype)
+    x = x.to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
 
     def probs(z):
         return torch.nn.functional.softmax(model(z), dim=1)
 
     occ = Occlusion(probs)
-    out = occ.attribute(x.to(dtype), sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8),
+    out = occ.attribute(x, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8),
                         baselines=0.0, target=targets, perturbations_per_eval=64)
     return out[:, :1]
 
@@ -67,11 +75,15 @@ def diff(a, b):
 
 def main():
     work = sys.argv[1] if len(sys.argv) > 1 else "target/bench-peers/work"
-    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    only = sys.argv[2:]
+    threads = int(os.environ.get("BENCH_THREADS", "2"))
+    torch.set_num_threads(threads)
     print(f"torch {torch.__version__}; work folder {work}")
     for name in ["small_cnn", "resnet18", "resnet50"]:
         for batch in [1, 16]:
             stem = os.path.join(work, f"{name}_b{batch}")
+            if only and f"{name}_b{batch}" not in only:
+                continue
             if not os.path.exists(stem + "_crate.safetensors"):
                 continue
             crate = load_file(stem + "_crate.safetensors")
@@ -99,10 +111,17 @@ def main():
                 )
             if "occlusion" in crate and "occlusion/captum" in theirs:
                 ref = occlusion(model, x, targets, torch.float64)
+                model.float()
+                cl = occlusion(model, x, targets, torch.float32, channels_last=True)
+                torch.set_num_threads(1)
+                one = occlusion(model, x, targets, torch.float32)
+                torch.set_num_threads(threads)
                 c, p = crate["occlusion"], theirs["occlusion/captum"]
                 print(
                     f"{model_name} occlusion: crate/f64 {diff(c, ref):.2e}  "
-                    f"captum/f64 {diff(p, ref):.2e}  captum/crate {diff(p, c):.2e}"
+                    f"captum/f64 {diff(p, ref):.2e}  captum/crate {diff(p, c):.2e}  "
+                    f"captum-1-thread/captum {diff(one, p):.2e}  captum-1-thread/f64 {diff(one, ref):.2e}  "
+                    f"captum-channels-last/captum {diff(cl, p):.2e}  captum-channels-last/f64 {diff(cl, ref):.2e}"
                 )
             model.float()
 
