@@ -51,22 +51,14 @@ def integrated_gradients(model, x, targets, alphas, dtype):
 
 
 def occlusion(model, x, targets, dtype, channels_last=False):
-    """Captum's Occlusion as the bench runs it, on the model and input in `dtype` (channels-last
-    memory if asked); the first channel of its map (every channel holds the same value)."""
-    from captum.attr import Occlusion
-
+    """Captum's Occlusion exactly as the bench runs it (`peers.captum_occlusion`), on the model and
+    input in `dtype` (channels-last memory if asked)."""
     model = model.to(dtype)
     x = x.to(dtype)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-
-    def probs(z):
-        return torch.nn.functional.softmax(model(z), dim=1)
-
-    occ = Occlusion(probs)
-    out = occ.attribute(x, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8),
-                        baselines=0.0, target=targets, perturbations_per_eval=64)
-    return out[:, :1]
+    call, _release, to_map = peers.captum_occlusion(model, x, targets, None)
+    return to_map(call())
 
 
 def diff(a, b):
