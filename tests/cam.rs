@@ -241,6 +241,74 @@ fn score_cam_by_hand() {
 }
 
 #[test]
+fn ss_cam_by_hand_whatever_the_batch() {
+    // Two samples with 3x3 maps: each mask has 9 noise values, an odd count, so chunks of masks
+    // split the generator's normal pairs. The crate makes masks and noise a chunk at a time; the
+    // noise must still be the sequence of one [N, K, 3, 3] draw per repetition.
+    let m = model(None);
+    let v: [f32; 18] = [
+        1., 2., -1., 3., 0.5, -2., 1.5, -0.5, 2.5, -1., 1., 2., -3., 0.5, 1., 2., -2., 1.,
+    ];
+    let xs = t(&v, &[2, 1, 3, 3]);
+    let (samples, sigma, seed) = (3usize, 0.7, 5u64);
+    // A_0 = relu(x), A_1 = relu(-x); the layer has the input's size, so M_k = A_k min-max normalised.
+    let acts: Vec<[[f64; 9]; 2]> = (0..2)
+        .map(|n| {
+            let x = &v[9 * n..9 * n + 9];
+            [
+                std::array::from_fn(|i| x[i].max(0.) as f64),
+                std::array::from_fn(|i| (-x[i]).max(0.) as f64),
+            ]
+        })
+        .collect();
+    let norm = |a: &[f64; 9]| -> [f64; 9] {
+        let (lo, hi) = a
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        std::array::from_fn(|i| (a[i] - lo) / (hi - lo + 1e-8))
+    };
+    // Y_0(z) = 2 mean(relu z) - 4 mean(relu -z), the feature layer followed by the pooled head.
+    let y0 = |z: &[f64]| -> f64 {
+        let pos: f64 = z.iter().map(|v| v.max(0.)).sum::<f64>() / 9.;
+        let neg: f64 = z.iter().map(|v| (-v).max(0.)).sum::<f64>() / 9.;
+        2. * pos - 4. * neg
+    };
+    let mut rng = cnn_explain::rng::Rng::new(seed);
+    let mut gains = [[0f64; 2]; 2];
+    for _ in 0..samples {
+        let noise = values(&rng.normal_tensor(&[2, 2, 3, 3], CPU));
+        for n in 0..2 {
+            let x: Vec<f64> = v[9 * n..9 * n + 9].iter().map(|&a| a as f64).collect();
+            for k in 0..2 {
+                let mask = norm(&acts[n][k]);
+                let z: Vec<f64> = (0..9)
+                    .map(|i| x[i] * (mask[i] + noise[(n * 2 + k) * 9 + i] as f64 * sigma))
+                    .collect();
+                gains[n][k] += (y0(&z) - y0(&x)) / samples as f64;
+            }
+        }
+    }
+    let mut want = Vec::new();
+    for n in 0..2 {
+        let (e0, e1) = (gains[n][0].exp(), gains[n][1].exp());
+        let (w0, w1) = (e0 / (e0 + e1), e1 / (e0 + e1));
+        want.extend((0..9).map(|i| (w0 * acts[n][0][i] + w1 * acts[n][1][i]) as f32));
+    }
+    for batch in [1, 2, 3, 4, 64] {
+        let mut ss = SsCam::new("feat");
+        ss.weights = SsCamWeights {
+            batch,
+            samples,
+            sigma,
+            seed,
+            ..Default::default()
+        };
+        let raw = ss.raw(&m, &xs, &Target::Class(0)).unwrap();
+        assert_close(&raw, &want, 2e-5, &format!("SS-CAM, batch {batch}"));
+    }
+}
+
+#[test]
 fn eigen_cam_of_rank_one_activations_is_the_centred_pattern_with_positive_peak() {
     // A_k(ij) = u_k s(ij) with u = [1, 2, 2] (|u| = 3): projection = 3 (s - mean s), sign such
     // that the largest magnitude is positive.

@@ -822,34 +822,81 @@ fn normalize_channels(x: &Tensor) -> Result<Tensor> {
     Ok(((flat - &lo) / (hi - lo + 1e-8)).f_view(s.as_slice())?)
 }
 
-/// Normalised, upsampled activation masks `[N, K, H, W]`: each channel min-max normalised at the
-/// layer's resolution then upsampled bilinearly (torchcam), or upsampled then normalised
-/// (`pytorch_grad_cam_masks`).
-fn score_masks(ctx: &CamContext, align_corners: bool, pytorch_grad_cam_masks: bool) -> Result<Tensor> {
-    let act = ctx.activation();
-    let s = ctx.input().size();
-    if pytorch_grad_cam_masks {
-        normalize_channels(&act.f_upsample_bilinear2d([s[2], s[3]], true, None, None)?)
-    } else {
-        Ok(normalize_channels(&act)?.f_upsample_bilinear2d([s[2], s[3]], align_corners, None, None)?)
+/// The Score-CAM family's masks, made a chunk of rows at a time so that memory stays bounded by the
+/// chunk: all `N * K` masks at the input size would be `N * K * H * W` floats (6.6 GB for 16 images
+/// through ResNet-50's last block at 224x224).
+///
+/// Each channel is min-max normalised at the layer's resolution then upsampled bilinearly (torchcam),
+/// or upsampled with aligned corners then normalised (`pytorch_grad_cam_masks`). Both steps act on one
+/// channel at a time, so a chunk's masks are the rows of the whole `[N * K, 1, H, W]` stack.
+struct ScoreMasks {
+    /// `[N * K, 1, h, w]`: the activations, already normalised unless `normalise_after`.
+    low: Tensor,
+    /// The input's spatial size `[H, W]`.
+    size: [i64; 2],
+    align_corners: bool,
+    normalise_after: bool,
+}
+
+impl ScoreMasks {
+    fn new(ctx: &CamContext, align_corners: bool, pytorch_grad_cam_masks: bool) -> Result<Self> {
+        let act = ctx.activation();
+        let [n, k, h, w] = ctx.activation_size();
+        let s = ctx.input().size();
+        let low = if pytorch_grad_cam_masks {
+            act.shallow_clone()
+        } else {
+            normalize_channels(&act)?
+        };
+        Ok(ScoreMasks {
+            low: low.f_reshape([n * k, 1, h, w])?,
+            size: [s[2], s[3]],
+            align_corners: align_corners || pytorch_grad_cam_masks,
+            normalise_after: pytorch_grad_cam_masks,
+        })
+    }
+
+    /// Masks `start .. start + len` of the `[N * K, 1, H, W]` stack (sample-major).
+    fn rows(&self, start: i64, len: i64) -> Result<Tensor> {
+        let up = self.low.narrow(0, start, len).f_upsample_bilinear2d(
+            self.size,
+            self.align_corners,
+            None,
+            None,
+        )?;
+        if self.normalise_after {
+            normalize_channels(&up)
+        } else {
+            Ok(up)
+        }
     }
 }
 
-/// Scores of the input masked by each of `masks` `[N, K, H, W]` (times `scale`), minus the clean
-/// score: `[N, K]`.
-fn masked_score_gains(ctx: &CamContext, masks: &Tensor, scale: f64, batch: usize) -> Result<Tensor> {
+/// Scores of the input masked by each of `masks` (times `scale`, plus `sigma` times standard normal
+/// noise drawn from `noise` in the masks' row-major order, chunk after chunk, so the draws do not
+/// depend on `batch`), minus the clean score: `[N, K]`.
+fn masked_score_gains(
+    ctx: &CamContext,
+    masks: &ScoreMasks,
+    scale: f64,
+    batch: usize,
+    mut noise: Option<(&mut Rng, f64)>,
+) -> Result<Tensor> {
     let xs = ctx.input();
-    let s = xs.size();
-    let (n, k) = (masks.size()[0], masks.size()[1]);
+    let [n, k, _, _] = ctx.activation_size();
     let owner = Tensor::arange(n, (Kind::Int64, xs.device())).repeat_interleave_self_int(k, 0, None::<i64>);
-    // Build the masked batch in chunks so memory stays bounded by `batch` inputs.
-    let flat_masks = masks.f_view([n * k, 1, s[2], s[3]])?;
+    // Build the masks and the masked batch in chunks so memory stays bounded by `batch` inputs.
     let mut out = Vec::new();
     let mut start = 0;
     while start < n * k {
         let len = (batch as i64).min(n * k - start);
         let rows = owner.narrow(0, start, len);
-        let chunk = xs.f_index_select(0, &rows)? * flat_masks.narrow(0, start, len) * scale;
+        let mut chunk_masks = masks.rows(start, len)?;
+        if let Some((rng, sigma)) = noise.as_mut() {
+            let noise = rng.normal_tensor(&chunk_masks.size(), chunk_masks.device()) * *sigma;
+            chunk_masks += noise;
+        }
+        let chunk = xs.f_index_select(0, &rows)? * chunk_masks * scale;
         out.push(ctx.scores_of(&chunk, &rows, batch)?);
         start += len;
     }
@@ -890,8 +937,8 @@ impl Default for ScoreCamWeights {
 impl CamWeights for ScoreCamWeights {
     fn weights(&self, ctx: &CamContext) -> Result<CamCombination> {
         check_positive("batch", self.batch)?;
-        let masks = score_masks(ctx, self.align_corners, self.pytorch_grad_cam_masks)?;
-        let gains = masked_score_gains(ctx, &masks, 1.0, self.batch)?;
+        let masks = ScoreMasks::new(ctx, self.align_corners, self.pytorch_grad_cam_masks)?;
+        let gains = masked_score_gains(ctx, &masks, 1.0, self.batch, None)?;
         Ok(CamCombination::Channel(
             gains.f_softmax(1, Kind::Float)?.unsqueeze(-1).unsqueeze(-1),
         ))
@@ -936,12 +983,11 @@ impl CamWeights for SsCamWeights {
         check_positive("batch", self.batch)?;
         check_positive("samples", self.samples)?;
         check_sigma(self.sigma)?;
-        let masks = score_masks(ctx, self.align_corners, false)?;
+        let masks = ScoreMasks::new(ctx, self.align_corners, false)?;
         let mut rng = Rng::new(self.seed);
-        let mut total = Tensor::zeros([masks.size()[0], masks.size()[1]], (Kind::Float, masks.device()));
+        let mut total = Tensor::zeros(&ctx.activation_size()[..2], (Kind::Float, ctx.input().device()));
         for _ in 0..self.samples {
-            let noise = rng.normal_tensor(&masks.size(), masks.device()) * self.sigma;
-            total += masked_score_gains(ctx, &(&masks + noise), 1.0, self.batch)?;
+            total += masked_score_gains(ctx, &masks, 1.0, self.batch, Some((&mut rng, self.sigma)))?;
         }
         let mean = total / self.samples as f64;
         Ok(CamCombination::Channel(
@@ -981,12 +1027,12 @@ impl CamWeights for IsCamWeights {
     fn weights(&self, ctx: &CamContext) -> Result<CamCombination> {
         check_positive("batch", self.batch)?;
         check_positive("samples", self.samples)?;
-        let masks = score_masks(ctx, self.align_corners, false)?;
-        let mut total = Tensor::zeros([masks.size()[0], masks.size()[1]], (Kind::Float, masks.device()));
+        let masks = ScoreMasks::new(ctx, self.align_corners, false)?;
+        let mut total = Tensor::zeros(&ctx.activation_size()[..2], (Kind::Float, ctx.input().device()));
         let mut coeff = 0.0;
         for i in 0..self.samples {
             coeff += (i + 1) as f64 / self.samples as f64;
-            total += masked_score_gains(ctx, &masks, coeff, self.batch)?;
+            total += masked_score_gains(ctx, &masks, coeff, self.batch, None)?;
         }
         let mean = total / self.samples as f64;
         Ok(CamCombination::Channel(
