@@ -20,7 +20,9 @@
 //! so every pair of runs sees the same load, and the report's ratios (`peer / crate`, `x floor`)
 //! are medians of the per-run ratios. The training epoch row alternates the same way. At the end
 //! each side's last map of every row is compared with `cnn_explain::attribution::compare` and the
-//! table is written.
+//! table is written. After every row the bench saves the run so far (`crate.json`, `peers.json` and
+//! both sides' maps of the case so far), so a run stopped midway keeps the rows it finished:
+//! `--report` makes their table, headed as partial.
 //!
 //! Phases (arguments after `--`):
 //! - `--run` (or `PEERS_WORK` set, as the script does): the interleaved run, then the report;
@@ -164,9 +166,44 @@ struct Runner {
     server: PeerServer,
     /// The peers of each method, as the server lists them.
     peers: HashMap<String, Vec<String>>,
+    /// The run so far, saved after every row.
+    progress: Progress,
+}
+
+/// The run so far: `crate.json` and `peers.json` as they will be at the end, but for the rows
+/// still to come. Saved after every row with both sides' maps of the case so far, so that a run
+/// stopped after hours (a slow row on ResNet-50 takes one to eight) keeps the rows it finished:
+/// `--report` makes their table, marked partial.
+struct Progress {
+    dir: PathBuf,
+    load_before: String,
+    run: CrateRun,
+    peers: PeerRun,
 }
 
 impl Runner {
+    /// Saves the run so far (see [`Progress`]); with `case`, first the maps of that case so far on
+    /// both sides.
+    fn save(&mut self, case: Option<(&CaseInfo, &[(String, Tensor)])>, partial: bool) -> Result<()> {
+        let p = &mut self.progress;
+        if let Some((info, maps)) = case {
+            write_tensors(&p.dir.join(&info.maps), maps)?;
+            self.server
+                .call(json!({"cmd": "save", "model": info.model, "batch": info.batch}))?;
+            if !p.run.cases.contains(info) {
+                p.run.cases.push(info.clone());
+            }
+        }
+        let load = vec![p.load_before.clone(), load_average()];
+        p.run.load = load.clone();
+        p.run.rows = self.rows.clone();
+        p.run.partial = partial;
+        p.peers.load = load;
+        p.peers.rows = self.peer_rows.clone();
+        write_json(&p.dir.join("crate.json"), &p.run)?;
+        write_json(&p.dir.join("peers.json"), &p.peers)
+    }
+
     fn peers_of(&self, method: &str) -> Vec<String> {
         self.peers.get(method).cloned().unwrap_or_default()
     }
@@ -317,17 +354,18 @@ impl Runner {
             &peers,
             rounds,
         );
-        Ok(())
+        let info = case_info(&case.info.name, case.batch);
+        self.save(Some((&info, maps.as_slice())), true)
     }
 }
 
-fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Result<CaseInfo> {
+fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Result<()> {
     let (model, xs) = (case.model as &dyn Model, &case.xs);
     let (name, layer) = (case.info.name.as_str(), case.info.layer.as_str());
     // Export the case first, so that both sides run on the same input from the first row.
-    let input = input_file(name, case.batch);
+    let info = case_info(name, case.batch);
     write_tensors(
-        &dir.join(&input),
+        &dir.join(&info.input),
         &[
             ("input".into(), xs.shallow_clone()),
             ("targets".into(), case.classes.shallow_clone()),
@@ -335,7 +373,7 @@ fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Re
     )?;
     runner
         .server
-        .call(json!({"cmd": "case", "model": case.info, "batch": case.batch, "input": input}))?;
+        .call(json!({"cmd": "case", "model": case.info, "batch": case.batch, "input": info.input}))?;
     let target = Target::PerSample(Vec::<i64>::try_from(&case.classes)?);
     let mut maps: Vec<(String, Tensor)> = Vec::new();
 
@@ -386,17 +424,8 @@ fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Re
         let lime = Lime::default();
         runner.run(case, "lime", &mut maps, || lime.attribute(model, xs, &target))?;
     }
-    let maps_file = crate_maps_file(name, case.batch);
-    write_tensors(&dir.join(&maps_file), &maps)?;
-    runner
-        .server
-        .call(json!({"cmd": "save", "model": name, "batch": case.batch}))?;
-    Ok(CaseInfo {
-        model: name.to_string(),
-        batch: case.batch,
-        input,
-        maps: maps_file,
-    })
+    // Every row saved its maps; this adds the untimed ones.
+    runner.save(Some((&info, maps.as_slice())), true)
 }
 
 /// One epoch of `fit` on the built-in shapes, from the same initial weights each run, alternating
@@ -648,6 +677,30 @@ fn run() -> Result<()> {
             tch::get_num_threads()
         );
     }
+    let progress = Progress {
+        dir: dir.clone(),
+        load_before: load_before.clone(),
+        run: CrateRun {
+            threads: tch::get_num_threads(),
+            warmup: 1,
+            reps,
+            load: vec![load_before],
+            settings: SETTINGS.iter().map(|s| s.to_string()).collect(),
+            allocator,
+            order,
+            models: Vec::new(),
+            cases: Vec::new(),
+            rows: Vec::new(),
+            train: None,
+            partial: true,
+        },
+        peers: PeerRun {
+            threads: py_threads,
+            versions,
+            load: Vec::new(),
+            rows: Vec::new(),
+        },
+    };
     let mut runner = Runner {
         warm: 1,
         reps,
@@ -656,8 +709,8 @@ fn run() -> Result<()> {
         peer_rows: Vec::new(),
         server,
         peers,
+        progress,
     };
-    let (mut models, mut cases) = (Vec::new(), Vec::new());
     for (name, arch, classes, size, layer) in specs {
         let vs = nn::VarStore::new(Device::Cpu);
         let model = build(arch, &vs.root(), classes)?;
@@ -670,6 +723,7 @@ fn run() -> Result<()> {
             layer: layer.into(),
             weights: weights_file,
         };
+        runner.progress.run.models.push(info.clone());
         for batch in [1i64, 16].into_iter().filter(|b| batches.contains(b)) {
             // Smooth random images, so that SLIC finds regions and the classes vary.
             let xs = Rng::new(1)
@@ -705,40 +759,12 @@ fn run() -> Result<()> {
                     }
                 }
             }
-            cases.push(bench_case(&case, &slow, &mut runner, &dir)?);
+            bench_case(&case, &slow, &mut runner, &dir)?;
         }
-        models.push(info);
     }
-    let train = Some(bench_train(&mut runner, &dir)?);
-    let Runner {
-        rows,
-        peer_rows,
-        server,
-        ..
-    } = runner;
-    server.quit()?;
-    let load = vec![load_before, load_average()];
-    let run = CrateRun {
-        threads: tch::get_num_threads(),
-        warmup: 1,
-        reps,
-        load: load.clone(),
-        settings: SETTINGS.iter().map(|s| s.to_string()).collect(),
-        allocator,
-        order,
-        models,
-        cases,
-        rows,
-        train,
-    };
-    write_json(&dir.join("crate.json"), &run)?;
-    let peers = PeerRun {
-        threads: py_threads,
-        versions,
-        load,
-        rows: peer_rows,
-    };
-    write_json(&dir.join("peers.json"), &peers)?;
+    runner.progress.run.train = Some(bench_train(&mut runner, &dir)?);
+    runner.save(None, false)?;
+    runner.server.quit()?;
     println!("wrote {}", dir.join("{crate,peers}.json").display());
     report()
 }

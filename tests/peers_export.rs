@@ -113,6 +113,7 @@ fn report_joins_rows_ratios_and_agreement() {
             timed("m", 2, "layercam", "crate", &[0.3]),
         ],
         train: None,
+        partial: false,
     };
     let peers = PeerRun {
         threads: 2,
@@ -154,6 +155,19 @@ fn report_joins_rows_ratios_and_agreement() {
     assert!(md.contains("| m | 2 | gradcam | 0.1500 [0.1000, 0.4500] | 1.00 | pgc | 0.3000 [0.3000, 0.3000] | 2.00 | 0.0e0 ok |"), "{md}");
     assert!(md.contains("| **0.50** |"), "a slower crate is marked: {md}");
     assert!(md.contains("DIFFERS"), "{md}");
+    assert!(!md.contains("Partial run"), "{md}");
+    // A run saved after a row, before it finished: the table says so. Runs written before the
+    // field existed read as finished.
+    let mut partial = run.clone();
+    partial.partial = true;
+    let md = markdown(&rows, &partial, &peers);
+    assert!(
+        md.starts_with("**Partial run**: it stopped after the 3 rows below"),
+        "{md}"
+    );
+    let mut old = serde_json::to_value(&run).unwrap();
+    old.as_object_mut().unwrap().remove("partial");
+    assert!(!serde_json::from_value::<CrateRun>(old).unwrap().partial);
 }
 
 #[test]
@@ -186,6 +200,7 @@ fn ratios_pair_each_run_with_the_run_next_to_it() {
         cases: vec![],
         rows: vec![timed("m", 1, "floor", "crate", &[10.0, 10.0, 10.0]), sal],
         train: None,
+        partial: false,
     };
     let peers = PeerRun {
         threads: 2,

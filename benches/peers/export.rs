@@ -168,6 +168,10 @@ pub struct CrateRun {
     pub rows: Vec<TimedRow>,
     /// The training row, if run.
     pub train: Option<TrainInfo>,
+    /// Written after a row of a run that has not finished (the bench saves its progress after
+    /// every row, so that a run stopped after hours keeps the rows it finished).
+    #[serde(default)]
+    pub partial: bool,
 }
 
 /// What the Python side ran (`peers.json`), as the crate side collected it from the peer server.
@@ -201,6 +205,16 @@ pub fn work_dir() -> PathBuf {
 /// Input file name of a case.
 pub fn input_file(model: &str, batch: i64) -> String {
     format!("{model}_b{batch}_input.safetensors")
+}
+
+/// The files of a case (model, batch) in the work folder.
+pub fn case_info(model: &str, batch: i64) -> CaseInfo {
+    CaseInfo {
+        model: model.to_string(),
+        batch,
+        input: input_file(model, batch),
+        maps: crate_maps_file(model, batch),
+    }
 }
 
 /// The crate's map file of a case.
@@ -437,7 +451,16 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
             load(&peers.load)
         )
     };
-    let mut md = format!(
+    let mut md = if crate_run.partial {
+        format!(
+            "**Partial run**: it stopped after the {} rows below (the bench saves its progress after every row); \
+             the rows after them were not run.\n",
+            crate_run.rows.len()
+        )
+    } else {
+        String::new()
+    };
+    md += &format!(
         "Seconds per image, median of the timed runs [fastest, slowest]; {} threads on both sides \
          (crate: libtorch from torch 2.13.0; Python: {versions}). The two sides are interleaved run by run, \
          one side running at a time: {}.\n\

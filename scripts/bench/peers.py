@@ -345,8 +345,9 @@ class Server:
       call alone, timed with `time.perf_counter`);
     - `{"cmd": "finish", "method": M, "peer": P}`: keeps the last call's map under `M/P` for the
       case and releases the object;
-    - `{"cmd": "save", "model": NAME, "batch": B}`: writes the case's maps to
-      `<model>_b<batch>_peers.safetensors` in the work folder;
+    - `{"cmd": "save", "model": NAME, "batch": B}`: writes the case's maps so far to
+      `<model>_b<batch>_peers.safetensors` in the work folder (the crate side saves after every
+      row, so that a stopped run keeps its finished rows; a new `case` forgets the last one's maps);
     - `{"cmd": "quit"}`.
     """
 
@@ -370,6 +371,8 @@ class Server:
 
     def do_case(self, msg):
         self.release_all()
+        # The crate side saved the last case's maps after its last row.
+        self.maps = {}
         info = msg["model"]
         if info["name"] not in self.models:
             self.models[info["name"]] = load_model(self.work, info)
@@ -428,7 +431,7 @@ class Server:
         return {"shape": list(m.shape)}
 
     def do_save(self, msg):
-        named = self.maps.pop((msg["model"], msg["batch"]), {})
+        named = self.maps.get((msg["model"], msg["batch"]), {})
         path = os.path.join(self.work, f"{msg['model']}_b{msg['batch']}_peers.safetensors")
         tmp = os.path.join(self.work, f".{msg['model']}_b{msg['batch']}_peers.safetensors.tmp")
         save_file(named, tmp)
