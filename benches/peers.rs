@@ -161,8 +161,6 @@ struct Runner {
     /// Rows whose crate warm-up call is shorter (seconds) time every call right after an untimed
     /// call of the same side.
     pre_run_below: f64,
-    rows: Vec<TimedRow>,
-    peer_rows: Vec<TimedRow>,
     server: PeerServer,
     /// The peers of each method, as the server lists them.
     peers: HashMap<String, Vec<String>>,
@@ -196,10 +194,8 @@ impl Runner {
         }
         let load = vec![p.load_before.clone(), load_average()];
         p.run.load = load.clone();
-        p.run.rows = self.rows.clone();
         p.run.partial = partial;
         p.peers.load = load;
-        p.peers.rows = self.peer_rows.clone();
         write_json(&p.dir.join("crate.json"), &p.run)?;
         write_json(&p.dir.join("peers.json"), &p.peers)
     }
@@ -302,10 +298,10 @@ impl Runner {
                 peer.per_image().0,
                 paired_ratio(&peer.times, &row.times)
             );
-            self.peer_rows.push(peer);
+            self.progress.peers.rows.push(peer);
         }
         println!("{line}  load {}", load_average());
-        self.rows.push(row);
+        self.progress.run.rows.push(row);
     }
 
     /// Times one method on a case against its peers, interleaved; keeps the crate's map under
@@ -705,8 +701,6 @@ fn run() -> Result<()> {
         warm: 1,
         reps,
         pre_run_below,
-        rows: Vec::new(),
-        peer_rows: Vec::new(),
         server,
         peers,
         progress,
