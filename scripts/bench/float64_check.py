@@ -4,7 +4,10 @@
 
     .venv-ref/bin/python scripts/bench/float64_check.py [target/bench-peers/work [resnet50_b1 ...]]
 
-(the optional names after the folder: only these cases.)
+(the optional names after the folder: only these cases.) `F64_IMAGES=10,8` computes only these
+images of each batch (indices from 0), and runs Captum's Occlusion on them with the windows per
+pass of the whole batch, so its float32 passes have the bench's size: one ResNet-50 image takes
+about 4 minutes here for the three occlusion runs, the whole batch of 16 about an hour.
 
 Reads the work folder of the last `scripts/bench-peers.sh` run (weights, inputs, the crate's and
 Captum's maps) and computes each map once more in float64 on the same weights, inputs and targets:
@@ -50,14 +53,14 @@ def integrated_gradients(model, x, targets, alphas, dtype):
     return out
 
 
-def occlusion(model, x, targets, dtype, channels_last=False):
+def occlusion(model, x, targets, dtype, channels_last=False, per_pass=None):
     """Captum's Occlusion exactly as the bench runs it (`peers.captum_occlusion`), on the model and
     input in `dtype` (channels-last memory if asked)."""
     model = model.to(dtype)
     x = x.to(dtype)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    call, _release, to_map = peers.captum_occlusion(model, x, targets, None)
+    call, _release, to_map = peers.captum_occlusion(model, x, targets, None, per_pass)
     return to_map(call())
 
 
@@ -68,6 +71,7 @@ def diff(a, b):
 def main():
     work = sys.argv[1] if len(sys.argv) > 1 else "target/bench-peers/work"
     only = sys.argv[2:]
+    images = [int(i) for i in os.environ.get("F64_IMAGES", "").split(",") if i.strip()]
     threads = int(os.environ.get("BENCH_THREADS", "2"))
     torch.set_num_threads(threads)
     print(f"torch {torch.__version__}; work folder {work}")
@@ -84,12 +88,23 @@ def main():
                 continue
             inputs = load_file(stem + "_input.safetensors")
             x, targets = inputs["input"], inputs["targets"]
+            # The bench's windows per pass for the whole batch (see peers.captum_occlusion).
+            per_pass = max(1, 64 // x.shape[0])
+            if images:
+                if max(images) >= x.shape[0]:
+                    sys.exit(f"F64_IMAGES: {max(images)} is out of range for {name} b{batch} "
+                             f"({x.shape[0]} images, indices 0 to {x.shape[0] - 1})")
+                pick = torch.tensor(images)
+                x, targets = x[pick], targets[pick]
+                crate = {k: v[pick] for k, v in crate.items() if k in ("ig", "occlusion")}
+                theirs = {k: v[pick] for k, v in theirs.items()
+                          if k in ("ig/captum", "occlusion/captum")}
             state = load_file(os.path.join(work, f"{name}.safetensors"))
             classes = state["fc.weight"].shape[0]
             model = peers.build(name, classes)
             model.load_state_dict(state, strict=True)
             model.eval()
-            model_name = f"{name} b{batch}"
+            model_name = f"{name} b{batch}" + (f" images {images}" if images else "")
             if "ig" in crate and "ig/captum" in theirs:
                 exact = [k / (STEPS - 1) for k in range(STEPS)]
                 linspace = torch.linspace(0, 1, STEPS).tolist()
@@ -102,11 +117,11 @@ def main():
                     f"linspace-f32/crate {diff(f32, c):.2e}"
                 )
             if "occlusion" in crate and "occlusion/captum" in theirs:
-                ref = occlusion(model, x, targets, torch.float64)
+                ref = occlusion(model, x, targets, torch.float64, per_pass=per_pass)
                 model.float()
-                cl = occlusion(model, x, targets, torch.float32, channels_last=True)
+                cl = occlusion(model, x, targets, torch.float32, channels_last=True, per_pass=per_pass)
                 torch.set_num_threads(1)
-                one = occlusion(model, x, targets, torch.float32)
+                one = occlusion(model, x, targets, torch.float32, per_pass=per_pass)
                 torch.set_num_threads(threads)
                 c, p = crate["occlusion"], theirs["occlusion/captum"]
                 print(

@@ -198,7 +198,9 @@ def captum_gradcam(model, x, t, info):
     return plain(lambda: displayable(gc.attribute(x, target=t, relu_attributions=True), size))
 
 
-def captum_occlusion(model, x, t, info):
+def captum_occlusion(model, x, t, info, per_pass=None):
+    """Captum's Occlusion as the bench runs it; `per_pass` (windows per input in one pass) defaults
+    to the bench's 64 // batch (float64_check.py gives it when it runs a few images of a batch)."""
     from captum.attr import Occlusion
 
     def probs(z):
@@ -207,7 +209,8 @@ def captum_occlusion(model, x, t, info):
     # perturbations_per_eval counts windows per input ("a maximum of perturbations_per_eval *
     # #examples samples" per pass): 64 // batch keeps a pass at the crate's 64 images (64 made
     # passes of 1,024 images at batch 16).
-    per_pass = max(1, 64 // x.shape[0])
+    if per_pass is None:
+        per_pass = max(1, 64 // x.shape[0])
     return plain(lambda: occ.attribute(x, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8),
                                        baselines=0.0, target=t, perturbations_per_eval=per_pass),
                  lambda o: o[:, :1])
