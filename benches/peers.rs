@@ -22,7 +22,12 @@
 //! each side's last map of every row is compared with `cnn_explain::attribution::compare` and the
 //! table is written. After every row the bench saves the run so far (`crate.json`, `peers.json` and
 //! both sides' maps of the case so far), so a run stopped midway keeps the rows it finished:
-//! `--report` makes their table, headed as partial.
+//! `--report` makes their table, headed as partial. Rows of calls of 2 s or more also save their
+//! timed rounds after every round, and `PEERS_RESUME=1` goes on with a stopped run in its work
+//! folder: the finished rows are skipped (their maps kept on both sides), the row that stopped
+//! runs its warm-up again and then only the rounds it had left, with the same weights, inputs and
+//! round numbers. A ResNet-50 row at batch 16 (one to eight hours here) can so be measured over
+//! several sittings; the settings, thread count and peer versions must be the same, or it refuses.
 //!
 //! Phases (arguments after `--`):
 //! - `--run` (or `PEERS_WORK` set, as the script does): the interleaved run, then the report;
@@ -40,7 +45,8 @@
 //! LIME on ResNet-50: about an hour more), `PEERS_WORK` (the work folder), `PEERS_PYTHON` (the
 //! reference environment's Python, default `.venv-ref/bin/python`), `PEERS_MODELS` (only these
 //! models, comma-separated: `small_cnn`, `resnet18`, `resnet50`), `PEERS_TIMEOUT` (seconds to
-//! wait for one answer of the Python side before giving up, default 1800), `PEERS_DEFAULT_MALLOC=1`
+//! wait for one answer of the Python side before giving up, default 1800), `PEERS_RESUME=1` (go on
+//! with the stopped run in the work folder, see above), `PEERS_DEFAULT_MALLOC=1`
 //! (the crate's side without `runtime::keep_freed_memory()`, which it calls by default as the
 //! README tells users to), `PEERS_PY_KEEP_FREED=1` (the Python side with the same glibc settings,
 //! from its environment: the libraries compared at equal allocators).
@@ -166,6 +172,8 @@ struct Runner {
     peers: HashMap<String, Vec<String>>,
     /// The run so far, saved after every row.
     progress: Progress,
+    /// `PEERS_RESUME=1`: going on with a stopped run (its finished rows are skipped, its maps kept).
+    resume: bool,
 }
 
 /// The run so far: `crate.json` and `peers.json` as they will be at the end, but for the rows
@@ -210,8 +218,14 @@ impl Runner {
     /// seconds run every timed call right after an untimed call of the same side (`mine(true)`
     /// does its own), and rows under [`SHORT_BELOW`] get [`SHORT_ROUNDS`] times the rounds (see
     /// [`order_text`]).
+    ///
+    /// Rows timed without pre-runs (calls of seconds to hours) save their rounds so far after every
+    /// round (`CrateRun::unfinished`); resuming such a row (`PEERS_RESUME=1`) runs the warm-up
+    /// again, then the rounds it had left, with the round numbers (and so the order and the peers'
+    /// seeds) it would have had.
     fn interleave(
         &mut self,
+        (model, batch): (&str, i64),
         method: &str,
         peers: &[String],
         mut mine: impl FnMut(bool) -> Result<(f64, Option<f64>)>,
@@ -223,19 +237,43 @@ impl Runner {
                 self.server.run(method, p, round)?;
             }
         }
-        let pre_run = warm_t < self.pre_run_below;
-        let reps = if warm_t < SHORT_BELOW {
-            self.reps * SHORT_ROUNDS
-        } else {
-            self.reps
+        let stopped = self
+            .progress
+            .run
+            .unfinished_row(model, batch, method, peers)
+            .cloned();
+        let (mut r, reps) = match stopped {
+            Some(u) => {
+                println!(
+                    "{model} b{batch} {method}: going on after {} of {} timed rounds (stopped run)",
+                    u.mine.len(),
+                    u.reps
+                );
+                let r = Rounds {
+                    mine: u.mine,
+                    floor: u.floor,
+                    peers: u.peers.into_iter().map(|p| p.1).collect(),
+                    pre_run: u.pre_run,
+                };
+                (r, u.reps)
+            }
+            None => {
+                let reps = if warm_t < SHORT_BELOW {
+                    self.reps * SHORT_ROUNDS
+                } else {
+                    self.reps
+                };
+                let r = Rounds {
+                    mine: Vec::with_capacity(reps),
+                    floor: Vec::with_capacity(reps),
+                    peers: vec![Vec::with_capacity(reps); peers.len()],
+                    pre_run: warm_t < self.pre_run_below,
+                };
+                (r, reps)
+            }
         };
-        let mut r = Rounds {
-            mine: Vec::with_capacity(reps),
-            floor: Vec::with_capacity(reps),
-            peers: vec![Vec::with_capacity(reps); peers.len()],
-            pre_run,
-        };
-        for round in self.warm..self.warm + reps {
+        let pre_run = r.pre_run;
+        for round in self.warm + r.mine.len()..self.warm + reps {
             // Even rounds run the crate first, odd rounds the peers first, so that neither side
             // always runs right after the other's process (a measured order effect of up to 10%
             // on the training row, benches/train_throughput.rs).
@@ -256,6 +294,19 @@ impl Runner {
             };
             r.mine.push(t);
             r.floor.extend(floor_t);
+            if !pre_run {
+                self.progress.run.unfinished = Some(UnfinishedRow {
+                    model: model.to_string(),
+                    batch,
+                    method: method.to_string(),
+                    reps,
+                    pre_run,
+                    mine: r.mine.clone(),
+                    floor: r.floor.clone(),
+                    peers: peers.iter().cloned().zip(r.peers.iter().cloned()).collect(),
+                });
+                self.save(None, true)?;
+            }
         }
         Ok(r)
     }
@@ -302,6 +353,7 @@ impl Runner {
         }
         println!("{line}  load {}", load_average());
         self.progress.run.rows.push(row);
+        self.progress.run.unfinished = None;
     }
 
     /// Times one method on a case against its peers, interleaved; keeps the crate's map under
@@ -313,6 +365,12 @@ impl Runner {
         maps: &mut Vec<(String, Tensor)>,
         mut f: impl FnMut() -> Result<Tensor>,
     ) -> Result<()> {
+        let name = case.info.name.as_str();
+        if self.progress.run.finished(name, case.batch, method) {
+            // Its map is among the case's maps read back from the stopped run.
+            println!("{name} b{} {method}: finished in the stopped run", case.batch);
+            return Ok(());
+        }
         let peers = self.peers_of(method);
         for p in &peers {
             self.server
@@ -321,7 +379,7 @@ impl Runner {
         let model = case.model as &dyn Model;
         let pair_floor = method != "floor";
         let mut last = None;
-        let rounds = self.interleave(method, &peers, |pre_run| {
+        let rounds = self.interleave((name, case.batch), method, &peers, |pre_run| {
             if pre_run {
                 drop(f()?);
             }
@@ -367,11 +425,20 @@ fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Re
             ("targets".into(), case.classes.shallow_clone()),
         ],
     )?;
-    runner
-        .server
-        .call(json!({"cmd": "case", "model": case.info, "batch": case.batch, "input": info.input}))?;
+    // Resuming, both sides start from the case's maps of the stopped run.
+    runner.server.call(json!({
+        "cmd": "case", "model": case.info, "batch": case.batch, "input": info.input,
+        "resume": runner.resume,
+    }))?;
     let target = Target::PerSample(Vec::<i64>::try_from(&case.classes)?);
-    let mut maps: Vec<(String, Tensor)> = Vec::new();
+    let saved = dir.join(&info.maps);
+    let mut maps: Vec<(String, Tensor)> = if runner.resume && saved.exists() {
+        let mut m: Vec<_> = read_tensors(&saved)?.into_iter().collect();
+        m.sort_by(|a, b| a.0.cmp(&b.0));
+        m
+    } else {
+        Vec::new()
+    };
 
     runner.run(case, "forward", &mut maps, || tch::no_grad(|| model.logits(xs)))?;
     runner.run(case, "floor", &mut maps, || floor(model, xs, &case.classes))?;
@@ -398,13 +465,14 @@ fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Re
     if slow.contains(&"scorecam") {
         let sc = ScoreCam::new(layer);
         runner.run(case, "scorecam", &mut maps, || sc.attribute(model, xs, &target))?;
-        // pytorch-grad-cam makes its masks the other way round: the crate's option for it, untimed.
-        let mut sc_pgc = ScoreCam::new(layer);
-        sc_pgc.weights.pytorch_grad_cam_masks = true;
-        maps.push((
-            "scorecam@pytorch-grad-cam".into(),
-            sc_pgc.attribute(model, xs, &target)?,
-        ));
+        // pytorch-grad-cam makes its masks the other way round: the crate's option for it, untimed
+        // (unless a stopped run saved it already).
+        let key = "scorecam@pytorch-grad-cam";
+        if !maps.iter().any(|(k, _)| k == key) {
+            let mut sc_pgc = ScoreCam::new(layer);
+            sc_pgc.weights.pytorch_grad_cam_masks = true;
+            maps.push((key.into(), sc_pgc.attribute(model, xs, &target)?));
+        }
     }
     if slow.contains(&"occlusion") {
         let occ = Occlusion {
@@ -470,6 +538,13 @@ fn bench_train(runner: &mut Runner, dir: &Path) -> Result<TrainInfo> {
     };
     let data = FitData::new(&train);
     let method = "train_epoch";
+    if runner.progress.run.finished("small_cnn", info.batch_size, method) {
+        println!(
+            "small_cnn b{} {method}: finished in the stopped run",
+            info.batch_size
+        );
+        return Ok(info);
+    }
     let peers = runner.peers_of(method);
     for p in &peers {
         runner
@@ -483,7 +558,7 @@ fn bench_train(runner: &mut Runner, dir: &Path) -> Result<TrainInfo> {
         weights::load(&vs, &init)?;
         Ok(time_it(|| fit(&model, &mut vs, &data, &cfg, &mut []))?.0)
     };
-    let rounds = runner.interleave(method, &peers, |pre_run| {
+    let rounds = runner.interleave(("small_cnn", info.batch_size), method, &peers, |pre_run| {
         if pre_run {
             epoch()?;
         }
@@ -653,6 +728,19 @@ fn run() -> Result<()> {
             })
             .collect::<Result<_>>()?,
     };
+    // PEERS_RESUME=1: go on with the stopped run in the work folder (checked before the Python side
+    // starts: a run with nothing to resume fails at once).
+    let resume = env_flag("PEERS_RESUME");
+    if resume && !dir.join("crate.json").exists() {
+        return Err(Error::invalid(
+            "PEERS_RESUME",
+            format!(
+                "there is no stopped run to go on with in {} (no crate.json): run without PEERS_RESUME, \
+                 or set PEERS_WORK to the stopped run's work folder",
+                dir.display()
+            ),
+        ));
+    }
     let server = start_server(&dir, tch::get_num_threads(), py_kept)?;
     let hello = server.hello.clone();
     let field = |k: &str| {
@@ -673,7 +761,7 @@ fn run() -> Result<()> {
             tch::get_num_threads()
         );
     }
-    let progress = Progress {
+    let mut progress = Progress {
         dir: dir.clone(),
         load_before: load_before.clone(),
         run: CrateRun {
@@ -689,6 +777,8 @@ fn run() -> Result<()> {
             rows: Vec::new(),
             train: None,
             partial: true,
+            unfinished: None,
+            resumed: 0,
         },
         peers: PeerRun {
             threads: py_threads,
@@ -697,6 +787,9 @@ fn run() -> Result<()> {
             rows: Vec::new(),
         },
     };
+    if resume {
+        resume_progress(&mut progress)?;
+    }
     let mut runner = Runner {
         warm: 1,
         reps,
@@ -704,12 +797,19 @@ fn run() -> Result<()> {
         server,
         peers,
         progress,
+        resume,
     };
     for (name, arch, classes, size, layer) in specs {
         let vs = nn::VarStore::new(Device::Cpu);
         let model = build(arch, &vs.root(), classes)?;
         let weights_file = format!("{name}.safetensors");
-        weights::save(&vs, dir.join(&weights_file))?;
+        // Resuming, the model goes on with the stopped run's weights (its maps were made with them).
+        let stopped = dir.join(&weights_file);
+        if resume && stopped.exists() {
+            weights::load(&vs, &stopped)?;
+        } else {
+            weights::save(&vs, &stopped)?;
+        }
         let info = ModelInfo {
             name: name.into(),
             classes,
@@ -717,7 +817,9 @@ fn run() -> Result<()> {
             layer: layer.into(),
             weights: weights_file,
         };
-        runner.progress.run.models.push(info.clone());
+        if !runner.progress.run.models.contains(&info) {
+            runner.progress.run.models.push(info.clone());
+        }
         for batch in [1i64, 16].into_iter().filter(|b| batches.contains(b)) {
             // Smooth random images, so that SLIC finds regions and the classes vary.
             let xs = Rng::new(1)
@@ -761,6 +863,50 @@ fn run() -> Result<()> {
     runner.server.quit()?;
     println!("wrote {}", dir.join("{crate,peers}.json").display());
     report()
+}
+
+/// Takes the finished rows, models, cases and the row stopped midway from the run in the work
+/// folder (`PEERS_RESUME=1`), if it ran with the same settings and peer versions as this one.
+fn resume_progress(progress: &mut Progress) -> Result<()> {
+    let dir = progress.dir.clone();
+    let old: CrateRun = read_json(&dir.join("crate.json"))?;
+    let old_peers: PeerRun = read_json(&dir.join("peers.json"))?;
+    old.check_resumable(&progress.run)?;
+    if old_peers.versions != progress.peers.versions {
+        return Err(Error::invalid(
+            "PEERS_RESUME",
+            format!(
+                "the stopped run's Python side had other versions ({:?}, now {:?}): start a new run",
+                old_peers.versions, progress.peers.versions
+            ),
+        ));
+    }
+    println!(
+        "peers: going on with the run in {} ({} crate rows finished{})",
+        dir.display(),
+        old.rows.len(),
+        old.unfinished.as_ref().map_or(String::new(), |u| format!(
+            ", {} b{} {} stopped after {} of {} rounds",
+            u.model,
+            u.batch,
+            u.method,
+            u.mine.len(),
+            u.reps
+        ))
+    );
+    if let Some(first) = old.load.first() {
+        progress.load_before = first.clone();
+    }
+    let run = &mut progress.run;
+    run.load = old.load;
+    run.models = old.models;
+    run.cases = old.cases;
+    run.rows = old.rows;
+    run.train = old.train;
+    run.unfinished = old.unfinished;
+    run.resumed = old.resumed + 1;
+    progress.peers.rows = old_peers.rows;
+    Ok(())
 }
 
 fn report() -> Result<()> {

@@ -18,7 +18,8 @@
 # (seconds, default 2: calls shorter than that are timed right after an untimed one), PEERS_FULL=1,
 # PEERS_RESNET50=1, PEERS_SLOW=1 (with PEERS_RESNET50=1: Score-CAM, occlusion and LIME on ResNet-50
 # too, about an hour more), PEERS_TIMEOUT (seconds to wait for one answer of the Python side,
-# default 1800). See benches/peers.rs.
+# default 1800), PEERS_RESUME=1 (go on with the stopped run in the work folder: its finished rows
+# are kept and skipped, a row stopped midway goes on from its next timed round). See benches/peers.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -39,7 +40,10 @@ target="${CARGO_TARGET_DIR:-target}"
 case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
 export PEERS_WORK="${PEERS_WORK:-$target/bench-peers/work}"
 mkdir -p "$PEERS_WORK"
-rm -f "$PEERS_WORK"/*.safetensors "$PEERS_WORK"/*.json
+# PEERS_RESUME=1 goes on with the stopped run in the work folder: keep its files.
+if [ -z "${PEERS_RESUME:-}" ] || [ "${PEERS_RESUME}" = 0 ]; then
+  rm -f "$PEERS_WORK"/*.safetensors "$PEERS_WORK"/*.json
+fi
 start=$(date +%s)
 echo "== bench-peers: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $BENCH_THREADS threads"
 cargo bench --bench peers -- --run

@@ -114,6 +114,8 @@ fn report_joins_rows_ratios_and_agreement() {
         ],
         train: None,
         partial: false,
+        unfinished: None,
+        resumed: 0,
     };
     let peers = PeerRun {
         threads: 2,
@@ -165,9 +167,110 @@ fn report_joins_rows_ratios_and_agreement() {
         md.starts_with("**Partial run**: it stopped after the 3 rows below"),
         "{md}"
     );
+    assert!(!md.contains("PEERS_RESUME") && !md.contains("resumed"), "{md}");
     let mut old = serde_json::to_value(&run).unwrap();
     old.as_object_mut().unwrap().remove("partial");
     assert!(!serde_json::from_value::<CrateRun>(old).unwrap().partial);
+}
+
+#[test]
+fn a_stopped_run_says_where_to_go_on_and_refuses_other_settings() {
+    let run = CrateRun {
+        threads: 2,
+        warmup: 1,
+        reps: 5,
+        load: vec!["1.0 1.0 1.0".into()],
+        settings: vec!["lime: 1,000 samples".into()],
+        allocator: "crate kept".into(),
+        order: "1 warm-up".into(),
+        models: vec![],
+        cases: vec![],
+        rows: vec![
+            timed("m", 16, "forward", "crate", &[0.1]),
+            timed("m", 16, "forward", "torch", &[0.1]),
+        ],
+        train: None,
+        partial: true,
+        unfinished: Some(UnfinishedRow {
+            model: "m".into(),
+            batch: 16,
+            method: "lime".into(),
+            reps: 5,
+            pre_run: false,
+            mine: vec![10.0, 11.0],
+            floor: vec![0.1, 0.1],
+            peers: vec![("lime".into(), vec![15.0, 16.0])],
+        }),
+        resumed: 1,
+    };
+    // Finished rows are the crate's; a peer's row alone does not count.
+    assert!(run.finished("m", 16, "forward"));
+    assert!(!run.finished("m", 1, "forward"));
+    assert!(!run.finished("m", 16, "lime"));
+    let mut peer_only = run.clone();
+    peer_only.rows.remove(0);
+    assert!(!peer_only.finished("m", 16, "forward"));
+    // The stopped row is taken up only by the same row with the same peers in the same order.
+    let lime = ["lime".to_string()];
+    assert_eq!(
+        run.unfinished_row("m", 16, "lime", &lime).unwrap().mine,
+        [10.0, 11.0]
+    );
+    assert!(run.unfinished_row("m", 1, "lime", &lime).is_none());
+    assert!(run.unfinished_row("m", 16, "occlusion", &lime).is_none());
+    assert!(run.unfinished_row("m", 16, "lime", &[]).is_none());
+    assert!(run
+        .unfinished_row("m", 16, "lime", &["lime".into(), "captum".into()])
+        .is_none());
+    // It round-trips through crate.json, and a file without it reads as having none.
+    let back: CrateRun = serde_json::from_str(&serde_json::to_string(&run).unwrap()).unwrap();
+    assert_eq!(back, run);
+    let mut old = serde_json::to_value(&run).unwrap();
+    old.as_object_mut().unwrap().remove("unfinished");
+    assert!(serde_json::from_value::<CrateRun>(old)
+        .unwrap()
+        .unfinished
+        .is_none());
+    // The partial table names the stopped row and how far it got.
+    let md = markdown(
+        &[],
+        &run,
+        &PeerRun {
+            threads: 2,
+            versions: Default::default(),
+            load: run.load.clone(),
+            rows: vec![],
+        },
+    );
+    assert!(
+        md.contains("The row after them (m b16 lime) had finished 2 of its 5 timed rounds; `PEERS_RESUME=1` goes on from there."),
+        "{md}"
+    );
+    assert!(md.contains("stopped and resumed 1 time(s)"), "{md}");
+
+    // Resuming needs the same settings; each difference is named.
+    assert!(run.check_resumable(&run.clone()).is_ok());
+    let mut now = run.clone();
+    now.rows.clear();
+    now.unfinished = None;
+    now.load = vec!["2.0 2.0 2.0".into()];
+    assert!(run.check_resumable(&now).is_ok(), "rows and load may differ");
+    now.threads = 1;
+    now.reps = 3;
+    let err = run.check_resumable(&now).unwrap_err().to_string();
+    assert!(
+        err.contains("threads 2 (now 1)") && err.contains("timed runs 5 (now 3, PEERS_REPS)"),
+        "{err}"
+    );
+    let mut now = run.clone();
+    now.allocator = "glibc".into();
+    now.settings.push("more".into());
+    let err = run.check_resumable(&now).unwrap_err().to_string();
+    assert!(
+        err.contains("allocator") && err.contains("method settings"),
+        "{err}"
+    );
+    assert!(!err.contains("threads"), "{err}");
 }
 
 #[test]
@@ -201,6 +304,8 @@ fn ratios_pair_each_run_with_the_run_next_to_it() {
         rows: vec![timed("m", 1, "floor", "crate", &[10.0, 10.0, 10.0]), sal],
         train: None,
         partial: false,
+        unfinished: None,
+        resumed: 0,
     };
     let peers = PeerRun {
         threads: 2,

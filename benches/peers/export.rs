@@ -172,6 +172,105 @@ pub struct CrateRun {
     /// every row, so that a run stopped after hours keeps the rows it finished).
     #[serde(default)]
     pub partial: bool,
+    /// The row that was running when the progress was last saved, with its timed rounds so far
+    /// (saved after every round of the rows timed without pre-runs, whose calls take 2 s or more,
+    /// so that `PEERS_RESUME=1` goes on from the next round instead of starting a row of hours
+    /// over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<UnfinishedRow>,
+    /// How many times the run was stopped and resumed (`PEERS_RESUME=1`): its rows, and the
+    /// rounds of a row stopped midway, were then timed in different sittings.
+    #[serde(default)]
+    pub resumed: usize,
+}
+
+/// A row stopped midway: the timed rounds it finished, both sides, in the order they ran.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UnfinishedRow {
+    /// The model's name.
+    pub model: String,
+    /// Images per call.
+    pub batch: i64,
+    /// Method key.
+    pub method: String,
+    /// Timed rounds the row has in all (it keeps the count it started with).
+    pub reps: usize,
+    /// Whether every timed call follows an untimed one of the same side (kept on resuming).
+    pub pre_run: bool,
+    /// The crate's seconds per finished round.
+    pub mine: Vec<f64>,
+    /// The crate's floor, timed next to each of `mine` (empty if the row has none).
+    pub floor: Vec<f64>,
+    /// The peers, in the order they run, and each one's seconds per finished round.
+    pub peers: Vec<(String, Vec<f64>)>,
+}
+
+impl CrateRun {
+    /// Whether the crate's row `method` on `model` at `batch` is among the finished rows.
+    pub fn finished(&self, model: &str, batch: i64, method: &str) -> bool {
+        self.rows
+            .iter()
+            .any(|r| r.who == "crate" && r.model == model && r.batch == batch && r.method == method)
+    }
+
+    /// The stopped row to go on with, if it is `method` on `model` at `batch` with these peers.
+    pub fn unfinished_row(
+        &self,
+        model: &str,
+        batch: i64,
+        method: &str,
+        peers: &[String],
+    ) -> Option<&UnfinishedRow> {
+        self.unfinished.as_ref().filter(|u| {
+            u.model == model
+                && u.batch == batch
+                && u.method == method
+                && u.peers.iter().map(|p| &p.0).eq(peers.iter())
+        })
+    }
+
+    /// Checks that a run stopped with these settings can be resumed by one with `now`'s: the
+    /// threads, timed rounds, warm-up, method settings and allocator must match, or the resumed
+    /// rows would not be comparable with the finished ones.
+    pub fn check_resumable(&self, now: &CrateRun) -> Result<()> {
+        let mut differ = Vec::new();
+        if self.threads != now.threads {
+            differ.push(format!("threads {} (now {})", self.threads, now.threads));
+        }
+        if self.reps != now.reps {
+            differ.push(format!("timed runs {} (now {}, PEERS_REPS)", self.reps, now.reps));
+        }
+        if self.warmup != now.warmup {
+            differ.push(format!("warm-up runs {} (now {})", self.warmup, now.warmup));
+        }
+        if self.settings != now.settings {
+            differ.push("the method settings".to_string());
+        }
+        if self.allocator != now.allocator {
+            differ.push(format!(
+                "the allocator: {:?} (now {:?}, PEERS_DEFAULT_MALLOC / PEERS_PY_KEEP_FREED)",
+                self.allocator, now.allocator
+            ));
+        }
+        if self.order != now.order {
+            differ.push(format!(
+                "the order of the runs (PEERS_PRE_RUN_BELOW): {:?}",
+                self.order
+            ));
+        }
+        if differ.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "PEERS_RESUME",
+                format!(
+                    "the stopped run in the work folder ran with other settings: {}; resume with the \
+                     same ones, or start a new run without PEERS_RESUME",
+                    differ.join("; ")
+                ),
+            ))
+        }
+    }
 }
 
 /// What the Python side ran (`peers.json`), as the crate side collected it from the peer server.
@@ -452,14 +551,32 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
         )
     };
     let mut md = if crate_run.partial {
+        let stopped = crate_run.unfinished.as_ref().map_or(String::new(), |u| {
+            format!(
+                " The row after them ({} b{} {}) had finished {} of its {} timed rounds; \
+                 `PEERS_RESUME=1` goes on from there.",
+                u.model,
+                u.batch,
+                u.method,
+                u.mine.len(),
+                u.reps
+            )
+        });
         format!(
             "**Partial run**: it stopped after the {} rows below (the bench saves its progress after every row); \
-             the rows after them were not run.\n",
+             the rows after them were not run.{stopped}\n",
             crate_run.rows.len()
         )
     } else {
         String::new()
     };
+    if crate_run.resumed > 0 {
+        md += &format!(
+            "The run was stopped and resumed {} time(s) (`PEERS_RESUME=1`): its rows, and the rounds of a row \
+             that stopped midway, were timed in different sittings (each round still pairs the two sides).\n",
+            crate_run.resumed
+        );
+    }
     md += &format!(
         "Seconds per image, median of the timed runs [fastest, slowest]; {} threads on both sides \
          (crate: libtorch from torch 2.13.0; Python: {versions}). The two sides are interleaved run by run, \

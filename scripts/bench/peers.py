@@ -340,7 +340,8 @@ class Server:
     (`{"ok": true, ...}` or `{"ok": false, "error": ...}`; logging goes to stderr):
 
     - `{"cmd": "case", "model": <ModelInfo>, "batch": B, "input": FILE}`: builds the model (once per
-      name) with the crate's weights, loads the case's `input` and `targets`;
+      name) with the crate's weights, loads the case's `input` and `targets` (with `"resume": true`,
+      also the case's maps saved by a stopped run, `PEERS_RESUME=1` on the crate side);
     - `{"cmd": "prepare", "method": M, "peer": P}` (and `"train": <TrainInfo>` for `train_epoch`):
       makes the peer's object for M on a copy of the model (so one library's hooks never run in
       another's calls);
@@ -377,6 +378,10 @@ class Server:
         # The crate side saved the last case's maps after its last row.
         self.maps = {}
         info = msg["model"]
+        saved = os.path.join(self.work, f"{info['name']}_b{msg['batch']}_peers.safetensors")
+        if msg.get("resume") and os.path.exists(saved):
+            # Going on with a stopped run: its maps of this case are kept, the rows still to run add theirs.
+            self.maps[(info["name"], msg["batch"])] = dict(load_file(saved))
         if info["name"] not in self.models:
             self.models[info["name"]] = load_model(self.work, info)
         case = load_file(os.path.join(self.work, msg["input"]))
