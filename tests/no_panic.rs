@@ -365,3 +365,109 @@ fn helpers_around_the_maps_reject_bad_shapes() {
         Segments::from_labels(vec![0; 10], 4, 4)
     });
 }
+
+#[test]
+fn quality_metrics_reject_maps_and_masks_that_do_not_fit() {
+    use cnn_explain::quality::{
+        confidence_change, deletion, energy_pointing_game, entropy, insertion, max_sensitivity,
+        pointing_game, relevance_mass_accuracy, relevance_rank_accuracy, sparseness, spearman, ssim,
+        FaithfulnessConfig, MaxSensitivityConfig, SsimConfig,
+    };
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let model = build(Arch::SmallCnn, &vs.root(), CLASSES).unwrap();
+    let x = image(&[2, 3, 32, 32]);
+    let t = Target::Class(0);
+    let cfg = FaithfulnessConfig {
+        step: 64,
+        ..Default::default()
+    };
+    let good = image(&[2, 1, 32, 32]);
+    // The metrics work on a map that fits, so the failures below are the maps'.
+    let fine = must_not_panic("deletion, good map", true, || {
+        deletion(&model, &x, &good, &t, &cfg)
+    });
+    assert!(fine.is_empty(), "deletion failed on a good map: {fine}");
+    for (what, map) in [
+        ("map of another size", image(&[2, 1, 16, 16])),
+        ("map for one image", image(&[1, 1, 32, 32])),
+        ("map of rank 2", image(&[32, 32])),
+    ] {
+        must_fail(&format!("deletion, {what}"), "map", || {
+            deletion(&model, &x, &map, &t, &cfg)
+        });
+        must_fail(&format!("insertion, {what}"), "map", || {
+            insertion(&model, &x, &map, &t, &cfg)
+        });
+        must_fail(&format!("confidence change, {what}"), "map", || {
+            confidence_change(&model, &x, &map, &t)
+        });
+    }
+    must_fail("deletion, step 0", "step", || {
+        deletion(
+            &model,
+            &x,
+            &good,
+            &t,
+            &FaithfulnessConfig {
+                step: 0,
+                ..cfg.clone()
+            },
+        )
+    });
+    must_fail("deletion, grayscale input", "input", || {
+        deletion(&model, &image(&[2, 1, 32, 32]), &good, &t, &cfg)
+    });
+    must_fail("deletion, class 6 of 6", "class", || {
+        deletion(&model, &x, &good, &Target::Class(CLASSES), &cfg)
+    });
+
+    let mask = image(&[2, 1, 32, 32]).gt(0.5);
+    let other = image(&[2, 1, 16, 16]).gt(0.5);
+    must_fail("pointing game, mask of another size", "mask", || {
+        pointing_game(&good, &other, 0.0)
+    });
+    must_fail("pointing game, negative tolerance", "tolerance", || {
+        pointing_game(&good, &mask, -1.0)
+    });
+    must_fail("energy pointing game, mask of another size", "mask", || {
+        energy_pointing_game(&good, &other)
+    });
+    must_fail("relevance mass, mask of another size", "mask", || {
+        relevance_mass_accuracy(&good, &other)
+    });
+    must_fail("relevance rank, mask of another size", "mask", || {
+        relevance_rank_accuracy(&good, &other)
+    });
+    must_fail("sparseness, no maps", "map", || sparseness(&image(&[0, 1, 4, 4])));
+    must_fail("entropy, a scalar", "map", || entropy(&Tensor::from(1.0f32)));
+    must_fail("spearman, other shapes", "shape", || {
+        spearman(&good, &image(&[2, 1, 16, 16]))
+    });
+    must_fail("ssim, other shapes", "shape", || {
+        ssim(&good, &image(&[2, 1, 16, 16]), &SsimConfig::default())
+    });
+    must_fail("max sensitivity, 0 samples", "samples", || {
+        max_sensitivity(
+            &Saliency::default(),
+            &model,
+            &x,
+            &t,
+            &MaxSensitivityConfig {
+                samples: 0,
+                ..Default::default()
+            },
+        )
+    });
+    must_fail("max sensitivity, radius NaN", "radius", || {
+        max_sensitivity(
+            &Saliency::default(),
+            &model,
+            &x,
+            &t,
+            &MaxSensitivityConfig {
+                radius: f64::NAN,
+                ..Default::default()
+            },
+        )
+    });
+}
