@@ -181,6 +181,12 @@ fn cams_reject_layers_they_cannot_use() {
     });
 }
 
+/// `m` changed by `f`: one bad setting on top of the defaults.
+fn with<T>(mut m: T, f: impl FnOnce(&mut T)) -> T {
+    f(&mut m);
+    m
+}
+
 #[test]
 fn settings_that_cannot_work_are_errors() {
     let vs = tch::nn::VarStore::new(Device::Cpu);
@@ -190,11 +196,7 @@ fn settings_that_cannot_work_are_errors() {
     let run =
         |label: &str, word: &str, m: &dyn Attribution| must_fail(label, word, || m.attribute(&model, &x, &t));
 
-    let ig = |f: &dyn Fn(&mut IntegratedGradients)| {
-        let mut m = IntegratedGradients::default();
-        f(&mut m);
-        m
-    };
+    let ig = |f: &dyn Fn(&mut IntegratedGradients)| with(IntegratedGradients::default(), f);
     run("ig, 0 steps", "steps", &ig(&|m| m.steps = 0));
     run("ig, batch 0", "batch", &ig(&|m| m.batch = 0));
     run(
@@ -218,11 +220,7 @@ fn settings_that_cannot_work_are_errors() {
         &ig(&|m| m.baseline = Baseline::Blurred { sigma: f64::NAN }),
     );
 
-    let nt = |f: &dyn Fn(&mut NoiseTunnel<Saliency>)| {
-        let mut m = NoiseTunnel::smooth(Saliency::default());
-        f(&mut m);
-        m
-    };
+    let nt = |f: &dyn Fn(&mut NoiseTunnel<Saliency>)| with(NoiseTunnel::smooth(Saliency::default()), f);
     run("smoothgrad, 0 samples", "samples", &nt(&|m| m.samples = 0));
     run("smoothgrad, batch 0", "batch", &nt(&|m| m.batch = 0));
     run("smoothgrad, sigma -1", "sigma", &nt(&|m| m.sigma = -1.0));
@@ -236,11 +234,7 @@ fn settings_that_cannot_work_are_errors() {
         }),
     );
 
-    let occ = |f: &dyn Fn(&mut Occlusion)| {
-        let mut m = Occlusion::default();
-        f(&mut m);
-        m
-    };
+    let occ = |f: &dyn Fn(&mut Occlusion)| with(Occlusion::default(), f);
     run("occlusion, window 0", "window", &occ(&|m| m.window = (0, 4)));
     run(
         "occlusion, window larger than the image",
@@ -262,12 +256,11 @@ fn settings_that_cannot_work_are_errors() {
     run("occlusion, batch 0", "batch", &occ(&|m| m.batch = 0));
 
     let lime = |f: &dyn Fn(&mut Lime)| {
-        let mut m = Lime {
+        let small = Lime {
             samples: 20,
             ..Default::default()
         };
-        f(&mut m);
-        m
+        with(small, f)
     };
     run("lime, 0 samples", "samples", &lime(&|m| m.samples = 0));
     run("lime, batch 0", "batch", &lime(&|m| m.batch = 0));
