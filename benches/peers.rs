@@ -208,6 +208,15 @@ impl Runner {
         write_json(&p.dir.join("peers.json"), &p.peers)
     }
 
+    /// Whether the row was finished by the stopped run this one resumes (said on the log).
+    fn finished_before(&self, model: &str, batch: i64, method: &str) -> bool {
+        let done = self.progress.run.finished(model, batch, method);
+        if done {
+            println!("{model} b{batch} {method}: finished in the stopped run");
+        }
+        done
+    }
+
     fn peers_of(&self, method: &str) -> Vec<String> {
         self.peers.get(method).cloned().unwrap_or_default()
     }
@@ -366,9 +375,8 @@ impl Runner {
         mut f: impl FnMut() -> Result<Tensor>,
     ) -> Result<()> {
         let name = case.info.name.as_str();
-        if self.progress.run.finished(name, case.batch, method) {
-            // Its map is among the case's maps read back from the stopped run.
-            println!("{name} b{} {method}: finished in the stopped run", case.batch);
+        // Its map is among the case's maps read back from the stopped run.
+        if self.finished_before(name, case.batch, method) {
             return Ok(());
         }
         let peers = self.peers_of(method);
@@ -538,11 +546,7 @@ fn bench_train(runner: &mut Runner, dir: &Path) -> Result<TrainInfo> {
     };
     let data = FitData::new(&train);
     let method = "train_epoch";
-    if runner.progress.run.finished("small_cnn", info.batch_size, method) {
-        println!(
-            "small_cnn b{} {method}: finished in the stopped run",
-            info.batch_size
-        );
+    if runner.finished_before("small_cnn", info.batch_size, method) {
         return Ok(info);
     }
     let peers = runner.peers_of(method);
