@@ -320,13 +320,14 @@ impl Runner {
         Ok(r)
     }
 
-    /// Keeps the rows of a finished row, prints them.
+    /// Keeps the rows of a finished row (each peer's with how it was called, `as_run`, where that
+    /// differs from the other rows), prints them.
     fn record(
         &mut self,
         (model, batch, method): (&str, i64, &str),
         images: i64,
         note: &str,
-        peers: &[String],
+        (peers, as_run): (&[String], Vec<String>),
         rounds: Rounds,
     ) {
         let row = TimedRow {
@@ -345,12 +346,15 @@ impl Runner {
         if !row.floor_times.is_empty() {
             line += &format!(" x floor {:.2}", paired_ratio(&row.times, &row.floor_times));
         }
-        for (p, times) in peers.iter().zip(rounds.peers) {
+        for ((p, times), as_run) in peers.iter().zip(rounds.peers).zip(as_run) {
+            if !as_run.is_empty() {
+                println!("{model} b{batch} {method}: {p}, {as_run}");
+            }
             let peer = TimedRow {
                 who: p.clone(),
                 times,
                 floor_times: Vec::new(),
-                note: String::new(),
+                note: as_run,
                 ..row.clone()
             };
             line += &format!(
@@ -403,17 +407,17 @@ impl Runner {
             };
             Ok((t, floor_t))
         })?;
-        for p in &peers {
-            self.server
-                .call(json!({"cmd": "finish", "method": method, "peer": p}))?;
-        }
+        let as_run = peers
+            .iter()
+            .map(|p| self.server.finish(method, p))
+            .collect::<Result<Vec<_>>>()?;
         let map = last.ok_or_else(|| Error::invalid("reps", "must be at least 1"))?;
         maps.push((method.to_string(), map.detach().to_kind(Kind::Float)));
         self.record(
             (case.info.name.as_str(), case.batch, method),
             case.batch,
             "",
-            &peers,
+            (&peers, as_run),
             rounds,
         );
         let info = case_info(&case.info.name, case.batch);
@@ -568,16 +572,15 @@ fn bench_train(runner: &mut Runner, dir: &Path) -> Result<TrainInfo> {
         }
         Ok((epoch()?, None))
     })?;
-    for p in &peers {
-        runner
-            .server
-            .call(json!({"cmd": "finish", "method": method, "peer": p}))?;
-    }
+    let as_run = peers
+        .iter()
+        .map(|p| runner.server.finish(method, p))
+        .collect::<Result<Vec<_>>>()?;
     runner.record(
         ("small_cnn", info.batch_size, method),
         TRAIN_IMAGES as i64,
         &format!("{TRAIN_IMAGES} images"),
-        &peers,
+        (&peers, as_run),
         rounds,
     );
     Ok(info)

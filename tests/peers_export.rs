@@ -355,6 +355,21 @@ fn ratios_pair_each_run_with_the_run_next_to_it() {
     );
     assert!(md.contains("| m | 1 | saliency | 2.00 ["), "{md}");
     assert!(md.contains("| m | 1 | floor * | "), "{md}");
+    assert!(!md.contains('†'), "{md}");
+
+    // A peer called another way than the other rows (its note, from the server's `finish`): the
+    // table marks it and says how under the table.
+    let mut peers = peers;
+    peers.rows[0].note = "one image per call: the batch call needs 26.3 GB".into();
+    let rows = report_rows(dir.path(), &run, &peers).unwrap();
+    assert_eq!(rows[1].peer_as_run, peers.rows[0].note);
+    assert!(rows[0].peer_as_run.is_empty());
+    let md = markdown(&rows, &run, &peers);
+    assert!(md.contains("| captum † | 3.00 ["), "{md}");
+    assert!(
+        md.contains("\n† captum on m at batch 1: one image per call: the batch call needs 26.3 GB.\n"),
+        "{md}"
+    );
 }
 
 /// A stand-in for the Python peer server: a shell script that says hello, then does `rest`.
@@ -394,12 +409,18 @@ fn peer_server_answers_and_its_failures_are_errors_not_hangs() {
     use serde_json::json;
     // Answers one `run`, then reports an error, then quits when asked.
     let mut s = fake_server(
-        r#"read l; echo '{"ok": true, "seconds": 0.25}'; read l; echo '{"ok": false, "error": "ValueError: no case loaded"}'; read l; echo '{"ok": true}'"#,
+        r#"read l; echo '{"ok": true, "seconds": 0.25}'; read l; echo '{"ok": true, "as_run": "one image per call"}'; read l; echo '{"ok": true}'; read l; echo '{"ok": false, "error": "ValueError: no case loaded"}'; read l; echo '{"ok": true}'"#,
         20_000,
     )
     .unwrap();
     assert_eq!(s.hello["threads"], 2);
     assert_eq!(s.run("gradcam", "torchcam", 0).unwrap(), 0.25);
+    // `finish` answers how the peer was called (empty when the server does not say).
+    assert_eq!(
+        s.finish("scorecam", "pytorch-grad-cam").unwrap(),
+        "one image per call"
+    );
+    assert_eq!(s.finish("gradcam", "torchcam").unwrap(), "");
     let e = s
         .call(json!({"cmd": "prepare", "method": "gradcam"}))
         .unwrap_err()

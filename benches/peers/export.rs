@@ -88,7 +88,9 @@ pub struct TimedRow {
     pub times: Vec<f64>,
     /// Images per call (the batch, or the number of training images for `train_epoch`).
     pub images: i64,
-    /// A remark (settings that differ, why a map is not compared).
+    /// A remark (settings that differ, why a map is not compared; for a peer, how it was called
+    /// where that differs from the other rows, e.g. one image per call when its batch call would
+    /// not fit in memory).
     #[serde(default)]
     pub note: String,
     /// Crate rows: seconds of the crate's floor (forward + backward to the input, same case, same
@@ -398,6 +400,10 @@ pub struct ReportRow {
     /// Every timed call followed an untimed call of the same side ([`TimedRow::pre_run`]).
     #[serde(default)]
     pub pre_run: bool,
+    /// How the peer was called, where that differs from the other rows (the peer's
+    /// [`TimedRow::note`]); the table marks the peer with `†` and says it under the table.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub peer_as_run: String,
 }
 
 /// Known, explained disagreements, keyed `method/peer`.
@@ -463,6 +469,7 @@ pub fn report_rows(dir: &Path, crate_run: &CrateRun, peers: &PeerRun) -> Result<
             agrees: None,
             note: row.note.clone(),
             pre_run: row.pre_run,
+            peer_as_run: String::new(),
         };
         let theirs: Vec<&TimedRow> = peers
             .rows
@@ -477,6 +484,7 @@ pub fn report_rows(dir: &Path, crate_run: &CrateRun, peers: &PeerRun) -> Result<
             let (pm, plo, phi) = p.per_image();
             let mut r = base.clone();
             r.peer = Some(p.who.clone());
+            r.peer_as_run = p.note.clone();
             r.peer_s_per_image = Some(pm);
             r.peer_spread = Some((plo, phi));
             r.peer_over_crate = Some(if p.images == row.images {
@@ -639,13 +647,25 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
             secs(r.crate_spread.0),
             secs(r.crate_spread.1),
             r.crate_over_floor.map_or("-".into(), |v| format!("{v:.2}")),
-            r.peer.as_deref().unwrap_or("-"),
+            match (&r.peer, r.peer_as_run.is_empty()) {
+                (Some(p), false) => format!("{p} †"),
+                (p, _) => p.as_deref().unwrap_or("-").to_string(),
+            },
             match (r.peer_s_per_image, r.peer_spread) {
                 (Some(m), Some((lo, hi))) => format!("{} [{}, {}]", secs(m), secs(lo), secs(hi)),
                 _ => "-".into(),
             },
             ratio,
             agreement,
+        ));
+    }
+    for r in rows.iter().filter(|r| !r.peer_as_run.is_empty()) {
+        md.push_str(&format!(
+            "\n† {} on {} at batch {}: {}.\n",
+            r.peer.as_deref().unwrap_or("-"),
+            r.model,
+            r.batch,
+            r.peer_as_run
         ));
     }
     md

@@ -100,6 +100,16 @@ impl PeerServer {
             .ok_or_else(|| Error::data(&self.what, format!("`run` answered without `seconds`: {a}")))
     }
 
+    /// Ends a peer's row: the server keeps its last map and releases the object. Answers how the
+    /// peer was called where that differs from the other rows (`""` otherwise), for the table.
+    pub fn finish(&mut self, method: &str, peer: &str) -> Result<String> {
+        let a = self.call(serde_json::json!({"cmd": "finish", "method": method, "peer": peer}))?;
+        Ok(a.get("as_run")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string())
+    }
+
     /// Asks the server to quit and waits for it to exit.
     pub fn quit(mut self) -> Result<()> {
         self.call(serde_json::json!({"cmd": "quit"}))?;

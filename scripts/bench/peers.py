@@ -216,17 +216,61 @@ def captum_occlusion(model, x, t, info, per_pass=None):
                  lambda o: o[:, :1])
 
 
+def mem_available():
+    """`MemAvailable` of /proc/meminfo in bytes (None where there is none)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def pgc_scorecam_peak(model, layer, x):
+    """Bytes pytorch-grad-cam 1.5.7's `ScoreCAM.get_cam_weights` holds at once on `x`: every channel
+    of the layer upsampled to the input size (N x C x H x W floats), and those times the input
+    (N x C x 3 x H x W) before the first pass. One small forward finds C."""
+    shape = {}
+
+    def keep(_module, _inputs, out):
+        shape["out"] = out.shape  # returns None: the output is left as it is
+    hook = layer.register_forward_hook(keep)
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        hook.remove()
+    n, cin, h, w = x.shape
+    return n * shape["out"][1] * h * w * 4 * (1 + cin)
+
+
 def pgc_maker(cls_name, batch_size=None):
     def make(model, x, t, info):
         import pytorch_grad_cam as pgc
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-        cam = getattr(pgc, cls_name)(model=model, target_layers=[module(model, info["layer"])])
+        layer = module(model, info["layer"])
+        cam = getattr(pgc, cls_name)(model=model, target_layers=[layer])
         if batch_size is not None:
             cam.batch_size = batch_size
         targets = [ClassifierOutputTarget(int(c)) for c in t]
+        to_map = lambda o: torch.from_numpy(o).float().unsqueeze(1)  # noqa: E731
+        avail = mem_available()
+        if cls_name == "ScoreCAM" and x.shape[0] > 1 and avail is not None:
+            need = pgc_scorecam_peak(model, layer, x)
+            if need > 0.8 * avail:
+                # The batch call would be killed for memory (ResNet-50 at batch 16: 26.3 GB); a user
+                # would call it image by image, which does the same passes (32 masked images each).
+                note = (f"one image per call: the batch call needs {need / 1e9:.1f} GB, "
+                        f"{avail / 1e9:.1f} GB available")
+                print(f"pytorch-grad-cam {cls_name}: {note}", file=sys.stderr, flush=True)
+                return Prepared(lambda: np.concatenate([cam(input_tensor=x[i:i + 1], targets=targets[i:i + 1])
+                                                        for i in range(x.shape[0])]),
+                                cam.activations_and_grads.release, to_map, as_run=note)
         return (lambda: cam(input_tensor=x, targets=targets),
                 cam.activations_and_grads.release,
-                lambda o: torch.from_numpy(o).float().unsqueeze(1))
+                to_map)
     return make
 
 
@@ -296,8 +340,10 @@ class Prepared:
     runs before each call, `to_map(output)` makes the map for the comparison, `release()` removes
     the library's hooks."""
 
-    def __init__(self, call, release=lambda: None, to_map=lambda o: o, setup=None):
+    def __init__(self, call, release=lambda: None, to_map=lambda o: o, setup=None, as_run=""):
         self.call, self.release, self.to_map, self.setup = call, release, to_map, setup
+        # How the peer was called, where it differs from the other rows (the table shows it).
+        self.as_run = as_run
         self.out = None
 
 
@@ -348,7 +394,8 @@ class Server:
     - `{"cmd": "run", "method": M, "peer": P, "rep": I}`: one call, answers `{"seconds": S}` (the
       call alone, timed with `time.perf_counter`);
     - `{"cmd": "finish", "method": M, "peer": P}`: keeps the last call's map under `M/P` for the
-      case and releases the object;
+      case and releases the object; answers `{"as_run": ...}`, how the peer was called where it
+      differs from the other rows (empty otherwise);
     - `{"cmd": "save", "model": NAME, "batch": B}`: writes the case's maps so far to
       `<model>_b<batch>_peers.safetensors` in the work folder (the crate side saves after every
       row, so that a stopped run keeps its finished rows; a new `case` forgets the last one's maps);
@@ -403,7 +450,8 @@ class Server:
                 raise ValueError(f"no peer {peer!r} for {method!r}; peers: {sorted(makers)}")
             c = self.case
             model = copy.deepcopy(c["model"])
-            prepared = Prepared(*makers[peer](model, c["x"], c["t"], c["info"]))
+            made = makers[peer](model, c["x"], c["t"], c["info"])
+            prepared = made if isinstance(made, Prepared) else Prepared(*made)
         old = self.prepared.pop((method, peer), None)
         if old is not None:
             old.release()
@@ -432,11 +480,11 @@ class Server:
         finally:
             p.release()
         if m is None:
-            return {}
+            return {"as_run": p.as_run}
         m = torch.as_tensor(m).detach().float().contiguous()
         key = (self.case["info"]["name"], self.case["batch"])
         self.maps.setdefault(key, {})[f"{msg['method']}/{msg['peer']}"] = m
-        return {"shape": list(m.shape)}
+        return {"shape": list(m.shape), "as_run": p.as_run}
 
     def do_save(self, msg):
         named = self.maps.get((msg["model"], msg["batch"]), {})
