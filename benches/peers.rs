@@ -25,8 +25,8 @@
 //! `--report` makes their table, headed as partial. Rows of calls of 2 s or more also save their
 //! timed rounds after every round, and `PEERS_RESUME=1` goes on with a stopped run in its work
 //! folder: the finished rows are skipped (their maps kept on both sides), the row that stopped
-//! runs its warm-up again and then only the rounds it had left, with the same weights, inputs and
-//! round numbers. A ResNet-50 row at batch 16 (one to eight hours here) can so be measured over
+//! warms up on the case's first image (the same passes in 1/batch of the time) and then runs only
+//! the rounds it had left, with the same weights, inputs and round numbers. A ResNet-50 row at batch 16 (one to eight hours here) can so be measured over
 //! several sittings; the settings, thread count and peer versions must be the same, or it refuses.
 //!
 //! Phases (arguments after `--`):
@@ -150,6 +150,41 @@ struct Case<'a> {
     batch: i64,
     xs: Tensor,
     classes: Tensor,
+    /// `classes`, as the methods take them.
+    target: Target,
+}
+
+impl<'a> Case<'a> {
+    fn new(model: &'a Staged, info: &'a ModelInfo, xs: Tensor, classes: Tensor) -> Result<Self> {
+        let target = Target::PerSample(Vec::<i64>::try_from(&classes)?);
+        Ok(Case {
+            model,
+            info,
+            batch: xs.size()[0],
+            xs,
+            classes,
+            target,
+        })
+    }
+
+    /// The case's first image alone (a resumed row's warm-up).
+    fn first_image(&self) -> Result<Case<'a>> {
+        Case::new(
+            self.model,
+            self.info,
+            self.xs.f_narrow(0, 0, 1)?,
+            self.classes.f_narrow(0, 0, 1)?,
+        )
+    }
+}
+
+/// One call of the crate's side of a row (`Runner::interleave`).
+#[derive(Clone, Copy)]
+enum Call {
+    /// On the whole case, timed (right after an untimed call when `pre_run`).
+    Timed { pre_run: bool },
+    /// Untimed, on the case's first image: the warm-up of a row a stopped run had begun.
+    FirstImage,
 }
 
 /// The timed runs of one row: the crate's, its floor's (if paired) and each peer's.
@@ -229,32 +264,41 @@ impl Runner {
     /// [`order_text`]).
     ///
     /// Rows timed without pre-runs (calls of seconds to hours) save their rounds so far after every
-    /// round (`CrateRun::unfinished`); resuming such a row (`PEERS_RESUME=1`) runs the warm-up
-    /// again, then the rounds it had left, with the round numbers (and so the order and the peers'
-    /// seeds) it would have had.
+    /// round (`CrateRun::unfinished`); resuming such a row (`PEERS_RESUME=1`) warms both sides up
+    /// on the case's first image (`Call::FirstImage`: the same passes as the whole case, in
+    /// 1/batch of the time; on ResNet-50 at batch 16 the whole-case warm-up of Score-CAM takes
+    /// over an hour), then runs the rounds it had left, with the round numbers (and so the order
+    /// and the peers' seeds) it would have had.
     fn interleave(
         &mut self,
         (model, batch): (&str, i64),
         method: &str,
         peers: &[String],
-        mut mine: impl FnMut(bool) -> Result<(f64, Option<f64>)>,
+        mut mine: impl FnMut(Call) -> Result<(f64, Option<f64>)>,
     ) -> Result<Rounds> {
-        let mut warm_t = 0f64;
-        for round in 0..self.warm {
-            warm_t = warm_t.max(mine(false)?.0);
-            for p in peers {
-                self.server.run(method, p, round)?;
-            }
-        }
         let stopped = self
             .progress
             .run
             .unfinished_row(model, batch, method, peers)
             .cloned();
+        let mut warm_t = 0f64;
+        for round in 0..self.warm {
+            if stopped.is_some() {
+                mine(Call::FirstImage)?;
+                for p in peers {
+                    self.server.warm_first_image(method, p, round)?;
+                }
+                continue;
+            }
+            warm_t = warm_t.max(mine(Call::Timed { pre_run: false })?.0);
+            for p in peers {
+                self.server.run(method, p, round)?;
+            }
+        }
         let (mut r, reps) = match stopped {
             Some(u) => {
                 println!(
-                    "{model} b{batch} {method}: going on after {} of {} timed rounds (stopped run)",
+                    "{model} b{batch} {method}: going on after {} of {} timed rounds of the stopped run (warmed up on the first image)",
                     u.mine.len(),
                     u.reps
                 );
@@ -287,7 +331,7 @@ impl Runner {
             // always runs right after the other's process (a measured order effect of up to 10%
             // on the training row, benches/train_throughput.rs).
             let mine_first = if round % 2 == 0 {
-                Some(mine(pre_run)?)
+                Some(mine(Call::Timed { pre_run })?)
             } else {
                 None
             };
@@ -299,7 +343,7 @@ impl Runner {
             }
             let (t, floor_t) = match mine_first {
                 Some(v) => v,
-                None => mine(pre_run)?,
+                None => mine(Call::Timed { pre_run })?,
             };
             r.mine.push(t);
             r.floor.extend(floor_t);
@@ -369,14 +413,14 @@ impl Runner {
         self.progress.run.unfinished = None;
     }
 
-    /// Times one method on a case against its peers, interleaved; keeps the crate's map under
-    /// `method` in `maps` (the peers keep theirs in the server).
+    /// Times one method, `f` on the case, against its peers, interleaved; keeps the crate's map
+    /// under `method` in `maps` (the peers keep theirs in the server).
     fn run(
         &mut self,
         case: &Case,
         method: &str,
         maps: &mut Vec<(String, Tensor)>,
-        mut f: impl FnMut() -> Result<Tensor>,
+        mut f: impl FnMut(&Case) -> Result<Tensor>,
     ) -> Result<()> {
         let name = case.info.name.as_str();
         // Its map is among the case's maps read back from the stopped run.
@@ -391,11 +435,21 @@ impl Runner {
         let model = case.model as &dyn Model;
         let pair_floor = method != "floor";
         let mut last = None;
-        let rounds = self.interleave((name, case.batch), method, &peers, |pre_run| {
+        let rounds = self.interleave((name, case.batch), method, &peers, |call| {
+            let pre_run = match call {
+                Call::Timed { pre_run } => pre_run,
+                Call::FirstImage => {
+                    drop(f(&case.first_image()?)?);
+                    if pair_floor {
+                        drop(floor(model, &case.xs, &case.classes)?);
+                    }
+                    return Ok((0.0, None));
+                }
+            };
             if pre_run {
-                drop(f()?);
+                drop(f(case)?);
             }
-            let (t, out) = time_it(&mut f)?;
+            let (t, out) = time_it(|| f(case))?;
             last = Some(out);
             let floor_t = if pair_floor {
                 if pre_run {
@@ -442,7 +496,6 @@ fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Re
         "cmd": "case", "model": case.info, "batch": case.batch, "input": info.input,
         "resume": runner.resume,
     }))?;
-    let target = Target::PerSample(Vec::<i64>::try_from(&case.classes)?);
     let saved = dir.join(&info.maps);
     let mut maps: Vec<(String, Tensor)> = if runner.resume && saved.exists() {
         let mut m: Vec<_> = read_tensors(&saved)?.into_iter().collect();
@@ -452,38 +505,48 @@ fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Re
         Vec::new()
     };
 
-    runner.run(case, "forward", &mut maps, || tch::no_grad(|| model.logits(xs)))?;
-    runner.run(case, "floor", &mut maps, || floor(model, xs, &case.classes))?;
+    runner.run(case, "forward", &mut maps, |c| {
+        tch::no_grad(|| model.logits(&c.xs))
+    })?;
+    runner.run(case, "floor", &mut maps, |c| floor(model, &c.xs, &c.classes))?;
     let saliency = Saliency::default();
-    runner.run(case, "saliency", &mut maps, || {
-        saliency.attribute(model, xs, &target)
+    runner.run(case, "saliency", &mut maps, |c| {
+        saliency.attribute(model, &c.xs, &c.target)
     })?;
     if slow.contains(&"smoothgrad") {
         let sg = NoiseTunnel::smooth(Saliency::default());
-        runner.run(case, "smoothgrad", &mut maps, || sg.attribute(model, xs, &target))?;
+        runner.run(case, "smoothgrad", &mut maps, |c| {
+            sg.attribute(model, &c.xs, &c.target)
+        })?;
     }
     if slow.contains(&"ig") {
         let ig = IntegratedGradients::default();
-        runner.run(case, "ig", &mut maps, || ig.attribute(model, xs, &target))?;
+        runner.run(case, "ig", &mut maps, |c| ig.attribute(model, &c.xs, &c.target))?;
     }
     let gc = GradCam::new(layer);
-    runner.run(case, "gradcam", &mut maps, || gc.attribute(model, xs, &target))?;
+    runner.run(case, "gradcam", &mut maps, |c| {
+        gc.attribute(model, &c.xs, &c.target)
+    })?;
     let gcpp = GradCamPlusPlus::new(layer);
-    runner.run(case, "gradcampp", &mut maps, || {
-        gcpp.attribute(model, xs, &target)
+    runner.run(case, "gradcampp", &mut maps, |c| {
+        gcpp.attribute(model, &c.xs, &c.target)
     })?;
     let lc = LayerCam::new(layer);
-    runner.run(case, "layercam", &mut maps, || lc.attribute(model, xs, &target))?;
+    runner.run(case, "layercam", &mut maps, |c| {
+        lc.attribute(model, &c.xs, &c.target)
+    })?;
     if slow.contains(&"scorecam") {
         let sc = ScoreCam::new(layer);
-        runner.run(case, "scorecam", &mut maps, || sc.attribute(model, xs, &target))?;
+        runner.run(case, "scorecam", &mut maps, |c| {
+            sc.attribute(model, &c.xs, &c.target)
+        })?;
         // pytorch-grad-cam makes its masks the other way round: the crate's option for it, untimed
         // (unless a stopped run saved it already).
         let key = "scorecam@pytorch-grad-cam";
         if !maps.iter().any(|(k, _)| k == key) {
             let mut sc_pgc = ScoreCam::new(layer);
             sc_pgc.weights.pytorch_grad_cam_masks = true;
-            maps.push((key.into(), sc_pgc.attribute(model, xs, &target)?));
+            maps.push((key.into(), sc_pgc.attribute(model, xs, &case.target)?));
         }
     }
     if slow.contains(&"occlusion") {
@@ -494,11 +557,15 @@ fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Re
             score: Score::Probability,
             batch: 64,
         };
-        runner.run(case, "occlusion", &mut maps, || occ.attribute(model, xs, &target))?;
+        runner.run(case, "occlusion", &mut maps, |c| {
+            occ.attribute(model, &c.xs, &c.target)
+        })?;
     }
     if slow.contains(&"lime") {
         let lime = Lime::default();
-        runner.run(case, "lime", &mut maps, || lime.attribute(model, xs, &target))?;
+        runner.run(case, "lime", &mut maps, |c| {
+            lime.attribute(model, &c.xs, &c.target)
+        })?;
     }
     // Every row saved its maps; this adds the untimed ones.
     runner.save(Some((&info, maps.as_slice())), true)
@@ -566,8 +633,10 @@ fn bench_train(runner: &mut Runner, dir: &Path) -> Result<TrainInfo> {
         weights::load(&vs, &init)?;
         Ok(time_it(|| fit(&model, &mut vs, &data, &cfg, &mut []))?.0)
     };
-    let rounds = runner.interleave(("small_cnn", info.batch_size), method, &peers, |pre_run| {
-        if pre_run {
+    // An epoch has no first image: a resumed training row (it never is: an epoch takes under the
+    // 2 s of PRE_RUN_BELOW, so it is never saved unfinished) would warm up on a whole epoch.
+    let rounds = runner.interleave(("small_cnn", info.batch_size), method, &peers, |call| {
+        if matches!(call, Call::Timed { pre_run: true }) {
             epoch()?;
         }
         Ok((epoch()?, None))
@@ -833,13 +902,7 @@ fn run() -> Result<()> {
                 .uniform_tensor(&[batch, 3, 16, 16], Device::Cpu)
                 .upsample_bilinear2d([size, size], false, None, None);
             let classes = tch::no_grad(|| model.logits(&xs))?.argmax(1, false);
-            let case = Case {
-                model: &model,
-                info: &info,
-                batch,
-                xs,
-                classes,
-            };
+            let case = Case::new(&model, &info, xs, classes)?;
             // The slow methods (25 to 2,048 passes per image) batch their own passes, so their cost
             // per image hardly depends on the batch: on the ResNets they run at batch 1 only.
             // Score-CAM, occlusion and LIME run on ResNet-18 with PEERS_FULL=1 (about 15 minutes

@@ -409,7 +409,7 @@ fn peer_server_answers_and_its_failures_are_errors_not_hangs() {
     use serde_json::json;
     // Answers one `run`, then reports an error, then quits when asked.
     let mut s = fake_server(
-        r#"read l; echo '{"ok": true, "seconds": 0.25}'; read l; echo '{"ok": true, "as_run": "one image per call"}'; read l; echo '{"ok": true}'; read l; echo '{"ok": false, "error": "ValueError: no case loaded"}'; read l; echo '{"ok": true}'"#,
+        r#"read l; echo '{"ok": true, "seconds": 0.25}'; read l; echo '{"ok": true, "as_run": "one image per call"}'; read l; echo '{"ok": true}'; read l; echo '{"ok": true, "seconds": 1.5}'; read l; echo '{"ok": true}'; read l; echo '{"ok": false, "error": "ValueError: no case loaded"}'; read l; echo '{"ok": true}'"#,
         20_000,
     )
     .unwrap();
@@ -421,6 +421,10 @@ fn peer_server_answers_and_its_failures_are_errors_not_hangs() {
         "one image per call"
     );
     assert_eq!(s.finish("gradcam", "torchcam").unwrap(), "");
+    // A resumed row's warm-up on the first image answers its seconds; an answer without is an error.
+    assert_eq!(s.warm_first_image("lime", "lime", 0).unwrap(), 1.5);
+    let e = s.warm_first_image("lime", "lime", 0).unwrap_err().to_string();
+    assert!(e.contains("answered without `seconds`"), "{e}");
     let e = s
         .call(json!({"cmd": "prepare", "method": "gradcam"}))
         .unwrap_err()

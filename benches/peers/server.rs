@@ -100,6 +100,20 @@ impl PeerServer {
             .ok_or_else(|| Error::data(&self.what, format!("`run` answered without `seconds`: {a}")))
     }
 
+    /// One untimed call of a peer's method on the case's first image, made on an object of its own
+    /// (the warm-up of a row a stopped run had begun). Answers its seconds.
+    pub fn warm_first_image(&mut self, method: &str, peer: &str, rep: usize) -> Result<f64> {
+        let a = self.call(serde_json::json!({
+            "cmd": "warm_first_image", "method": method, "peer": peer, "rep": rep
+        }))?;
+        a.get("seconds").and_then(Value::as_f64).ok_or_else(|| {
+            Error::data(
+                &self.what,
+                format!("`warm_first_image` answered without `seconds`: {a}"),
+            )
+        })
+    }
+
     /// Ends a peer's row: the server keeps its last map and releases the object. Answers how the
     /// peer was called where that differs from the other rows (`""` otherwise), for the table.
     pub fn finish(&mut self, method: &str, peer: &str) -> Result<String> {

@@ -393,6 +393,10 @@ class Server:
       another's calls);
     - `{"cmd": "run", "method": M, "peer": P, "rep": I}`: one call, answers `{"seconds": S}` (the
       call alone, timed with `time.perf_counter`);
+    - `{"cmd": "warm_first_image", "method": M, "peer": P, "rep": I}`: one untimed call of the
+      peer's M on the case's first image alone, on an object of its own (the warm-up of a row a
+      stopped run had begun: the same passes as the whole case in 1/batch of the time); answers
+      `{"seconds": S}`;
     - `{"cmd": "finish", "method": M, "peer": P}`: keeps the last call's map under `M/P` for the
       case and releases the object; answers `{"as_run": ...}`, how the peer was called where it
       differs from the other rows (empty otherwise);
@@ -436,6 +440,34 @@ class Server:
                      "x": case["input"].float(), "t": case["targets"].long()}
         return {}
 
+    def current(self):
+        """The case loaded by the last `case` command."""
+        if self.case is None:
+            raise ValueError("no case loaded: send a `case` command first")
+        return self.case
+
+    def make(self, method, peer, x, t):
+        """The peer's object for `method` on images `x` with targets `t` of the current case, made
+        on a copy of the model (so one library's hooks never run in another's calls)."""
+        makers = dict(PEERS.get(method, []))
+        if peer not in makers:
+            raise ValueError(f"no peer {peer!r} for {method!r}; peers: {sorted(makers)}")
+        c = self.current()
+        made = makers[peer](copy.deepcopy(c["model"]), x, t, c["info"])
+        return made if isinstance(made, Prepared) else Prepared(*made)
+
+    def do_warm_first_image(self, msg):
+        c = self.current()
+        p = self.make(msg["method"], msg["peer"], c["x"][:1], c["t"][:1])
+        try:
+            if p.setup is not None:
+                p.setup(int(msg.get("rep", 0)))
+            start = time.perf_counter()
+            p.call()
+            return {"seconds": time.perf_counter() - start}
+        finally:
+            p.release()
+
     def do_prepare(self, msg):
         method, peer = msg["method"], msg["peer"]
         if method == "train_epoch":
@@ -443,15 +475,8 @@ class Server:
                 raise ValueError(f"no peer {peer!r} for train_epoch; peers: ['torch']")
             prepared = train_maker(self.work, msg["train"])
         else:
-            if self.case is None:
-                raise ValueError("no case loaded: send a `case` command first")
-            makers = dict(PEERS.get(method, []))
-            if peer not in makers:
-                raise ValueError(f"no peer {peer!r} for {method!r}; peers: {sorted(makers)}")
-            c = self.case
-            model = copy.deepcopy(c["model"])
-            made = makers[peer](model, c["x"], c["t"], c["info"])
-            prepared = made if isinstance(made, Prepared) else Prepared(*made)
+            c = self.current()
+            prepared = self.make(method, peer, c["x"], c["t"])
         old = self.prepared.pop((method, peer), None)
         if old is not None:
             old.release()
