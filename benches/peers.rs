@@ -183,7 +183,9 @@ impl<'a> Case<'a> {
 enum Call {
     /// On the whole case, timed (right after an untimed call when `pre_run`).
     Timed { pre_run: bool },
-    /// Untimed, on the case's first image: the warm-up of a row a stopped run had begun.
+    /// On the case's first image, as a warm-up (of a row a stopped run had begun, or of a slow
+    /// method with `PEERS_WARM_FIRST_IMAGE=1`); its seconds are kept only to estimate the
+    /// whole call's length.
     FirstImage,
 }
 
@@ -209,6 +211,9 @@ struct Runner {
     progress: Progress,
     /// `PEERS_RESUME=1`: going on with a stopped run (its finished rows are skipped, its maps kept).
     resume: bool,
+    /// `PEERS_WARM_FIRST_IMAGE=1`: the slow methods at batch > 1 warm up on the case's first image
+    /// (as a resumed row does), taking `batch` times its seconds for the warm-up call's length.
+    warm_first_image: bool,
 }
 
 /// The run so far: `crate.json` and `peers.json` as they will be at the end, but for the rows
@@ -256,19 +261,21 @@ impl Runner {
         self.peers.get(method).cloned().unwrap_or_default()
     }
 
-    /// `warm` untimed rounds, then the timed rounds of `mine(pre_run)` (the crate's seconds and,
-    /// if paired, its floor's) and one run of each peer (prepared already), the crate first in even
-    /// rounds and last in odd ones. Rows whose crate warm-up call took under `pre_run_below`
-    /// seconds run every timed call right after an untimed call of the same side (`mine(true)`
-    /// does its own), and rows under [`SHORT_BELOW`] get [`SHORT_ROUNDS`] times the rounds (see
-    /// [`order_text`]).
+    /// `warm` untimed rounds, then the timed rounds of `mine(Call::Timed { pre_run })` (the
+    /// crate's seconds and, if paired, its floor's) and one run of each peer (prepared already),
+    /// the crate first in even rounds and last in odd ones. Rows whose crate warm-up call took
+    /// under `pre_run_below` seconds run every timed call right after an untimed call of the same
+    /// side (`mine` does its own), and rows under [`SHORT_BELOW`] get [`SHORT_ROUNDS`] times the
+    /// rounds (see [`order_text`]).
     ///
     /// Rows timed without pre-runs (calls of seconds to hours) save their rounds so far after every
-    /// round (`CrateRun::unfinished`); resuming such a row (`PEERS_RESUME=1`) warms both sides up
+    /// round (`CrateRun::unfinished`). Resuming such a row (`PEERS_RESUME=1`) warms both sides up
     /// on the case's first image (`Call::FirstImage`: the same passes as the whole case, in
     /// 1/batch of the time; on ResNet-50 at batch 16 the whole-case warm-up of Score-CAM takes
     /// over an hour), then runs the rounds it had left, with the round numbers (and so the order
-    /// and the peers' seeds) it would have had.
+    /// and the peers' seeds) it would have had. `PEERS_WARM_FIRST_IMAGE=1` warms the slow methods
+    /// at batch > 1 up the same way from their start, taking `batch` times the first image's
+    /// seconds for the call's length.
     fn interleave(
         &mut self,
         (model, batch): (&str, i64),
@@ -281,10 +288,15 @@ impl Runner {
             .run
             .unfinished_row(model, batch, method, peers)
             .cloned();
+        // The slow methods make the same passes for one image as for many (they do their images
+        // one at a time, or in passes of a fixed size), so their first image warms up every kernel.
+        let first_image =
+            stopped.is_some() || (self.warm_first_image && batch > 1 && SLOW_METHODS.contains(&method));
         let mut warm_t = 0f64;
         for round in 0..self.warm {
-            if stopped.is_some() {
-                mine(Call::FirstImage)?;
+            if first_image {
+                let (t, _) = mine(Call::FirstImage)?;
+                warm_t = warm_t.max(t * batch as f64);
                 for p in peers {
                     self.server.warm_first_image(method, p, round)?;
                 }
@@ -294,6 +306,11 @@ impl Runner {
             for p in peers {
                 self.server.run(method, p, round)?;
             }
+        }
+        if first_image && stopped.is_none() {
+            println!(
+                "{model} b{batch} {method}: warmed up on the first image (PEERS_WARM_FIRST_IMAGE): about {warm_t:.1} s a call"
+            );
         }
         let (mut r, reps) = match stopped {
             Some(u) => {
@@ -439,11 +456,12 @@ impl Runner {
             let pre_run = match call {
                 Call::Timed { pre_run } => pre_run,
                 Call::FirstImage => {
-                    drop(f(&case.first_image()?)?);
+                    let (t, out) = time_it(|| f(&case.first_image()?))?;
+                    drop(out);
                     if pair_floor {
                         drop(floor(model, &case.xs, &case.classes)?);
                     }
-                    return Ok((0.0, None));
+                    return Ok((t, None));
                 }
             };
             if pre_run {
@@ -874,6 +892,7 @@ fn run() -> Result<()> {
         peers,
         progress,
         resume,
+        warm_first_image: env_flag("PEERS_WARM_FIRST_IMAGE"),
     };
     for (name, arch, classes, size, layer) in specs {
         let vs = nn::VarStore::new(Device::Cpu);
