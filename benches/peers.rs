@@ -26,8 +26,9 @@
 //! timed rounds after every round, and `PEERS_RESUME=1` goes on with a stopped run in its work
 //! folder: the finished rows are skipped (their maps kept on both sides), the row that stopped
 //! warms up on the case's first image (the same passes in 1/batch of the time) and then runs only
-//! the rounds it had left, with the same weights, inputs and round numbers. A ResNet-50 row at batch 16 (one to eight hours here) can so be measured over
-//! several sittings; the settings, thread count and peer versions must be the same, or it refuses.
+//! the rounds it had left, with the same weights, inputs and round numbers. A ResNet-50 row at
+//! batch 16 (one to eight hours here) can so be measured over several sittings; the settings,
+//! thread count and peer versions must be the same, or it refuses.
 //!
 //! Phases (arguments after `--`):
 //! - `--run` (or `PEERS_WORK` set, as the script does): the interleaved run, then the report;
@@ -167,7 +168,8 @@ impl<'a> Case<'a> {
         })
     }
 
-    /// The case's first image alone (a resumed row's warm-up).
+    /// The case's first image alone (the warm-up of a resumed row, or of a slow method with
+    /// `PEERS_WARM_FIRST_IMAGE=1`).
     fn first_image(&self) -> Result<Case<'a>> {
         Case::new(
             self.model,
