@@ -23,7 +23,7 @@
 //! table is written. After every row the bench saves the run so far (`crate.json`, `peers.json` and
 //! both sides' maps of the case so far), so a run stopped midway keeps the rows it finished:
 //! `--report` makes their table, headed as partial. Rows of calls of 2 s or more also save their
-//! timed rounds after every round, and `PEERS_RESUME=1` goes on with a stopped run in its work
+//! timed calls after every call, and `PEERS_RESUME=1` goes on with a stopped run in its work
 //! folder: the finished rows are skipped (their maps kept on both sides), the row that stopped
 //! warms up on the case's first image (the same passes in 1/batch of the time) and then runs only
 //! the rounds it had left, with the same weights, inputs and round numbers. A ResNet-50 row at
@@ -46,7 +46,8 @@
 //! LIME on ResNet-50: about an hour more), `PEERS_WORK` (the work folder), `PEERS_PYTHON` (the
 //! reference environment's Python, default `.venv-ref/bin/python`), `PEERS_MODELS` (only these
 //! models, comma-separated: `small_cnn`, `resnet18`, `resnet50`), `PEERS_TIMEOUT` (seconds to
-//! wait for one answer of the Python side before giving up, default 1800), `PEERS_RESUME=1` (go on
+//! wait for one answer of the Python side before giving up, default 1800; a timed call gets 3
+//! times its warm-up if that is longer), `PEERS_RESUME=1` (go on
 //! with the stopped run in the work folder, see above), `PEERS_DEFAULT_MALLOC=1`
 //! (the crate's side without `runtime::keep_freed_memory()`, which it calls by default as the
 //! README tells users to), `PEERS_PY_KEEP_FREED=1` (the Python side with the same glibc settings,
@@ -270,11 +271,11 @@ impl Runner {
     /// side (`mine` does its own), and rows under [`SHORT_BELOW`] get [`SHORT_ROUNDS`] times the
     /// rounds (see [`order_text`]).
     ///
-    /// Rows timed without pre-runs (calls of seconds to hours) save their rounds so far after every
-    /// round (`CrateRun::unfinished`). Resuming such a row (`PEERS_RESUME=1`) warms both sides up
+    /// Rows timed without pre-runs (calls of seconds to hours) save their calls so far after every
+    /// call (`CrateRun::unfinished`). Resuming such a row (`PEERS_RESUME=1`) warms both sides up
     /// on the case's first image (`Call::FirstImage`: the same passes as the whole case, in
     /// 1/batch of the time; on ResNet-50 at batch 16 the whole-case warm-up of Score-CAM takes
-    /// over an hour), then runs the rounds it had left, with the round numbers (and so the order
+    /// over an hour), then makes the calls it had left, with the round numbers (and so the order
     /// and the peers' seeds) it would have had. `PEERS_WARM_FIRST_IMAGE=1` warms the slow methods
     /// at batch > 1 up the same way from their start, taking `batch` times the first image's
     /// seconds for the call's length.
@@ -294,19 +295,22 @@ impl Runner {
         // one at a time, or in passes of a fixed size), so their first image warms up every kernel.
         let first_image =
             stopped.is_some() || (self.warm_first_image && batch > 1 && SLOW_METHODS.contains(&method));
+        // Seconds a call takes, from the warm-up: the crate's, and each peer's (the server's
+        // timeout for a timed call grows with it; a peer's warm-up may take 3 times the crate's).
         let mut warm_t = 0f64;
+        let mut expected = vec![0f64; peers.len()];
         for round in 0..self.warm {
             if first_image {
                 let (t, _) = mine(Call::FirstImage)?;
                 warm_t = warm_t.max(t * batch as f64);
-                for p in peers {
-                    self.server.warm_first_image(method, p, round)?;
+                for (p, e) in peers.iter().zip(expected.iter_mut()) {
+                    *e = self.server.warm_first_image(method, p, round)? * batch as f64;
                 }
                 continue;
             }
             warm_t = warm_t.max(mine(Call::Timed { pre_run: false })?.0);
-            for p in peers {
-                self.server.run(method, p, round)?;
+            for (p, e) in peers.iter().zip(expected.iter_mut()) {
+                *e = self.server.run_expecting(method, p, round, 3.0 * warm_t)?;
             }
         }
         if first_image && stopped.is_none() {
@@ -318,7 +322,7 @@ impl Runner {
             Some(u) => {
                 println!(
                     "{model} b{batch} {method}: going on after {} of {} timed rounds of the stopped run (warmed up on the first image)",
-                    u.mine.len(),
+                    u.rounds_done(),
                     u.reps
                 );
                 let r = Rounds {
@@ -345,42 +349,63 @@ impl Runner {
             }
         };
         let pre_run = r.pre_run;
-        for round in self.warm + r.mine.len()..self.warm + reps {
+        // The rounds every side has finished (a stopped run may have stopped inside a round).
+        let done = r.peers.iter().map(Vec::len).fold(r.mine.len(), usize::min);
+        for round in self.warm + done..self.warm + reps {
+            let i = round - self.warm;
             // Even rounds run the crate first, odd rounds the peers first, so that neither side
             // always runs right after the other's process (a measured order effect of up to 10%
-            // on the training row, benches/train_throughput.rs).
-            let mine_first = if round % 2 == 0 {
-                Some(mine(Call::Timed { pre_run })?)
-            } else {
-                None
-            };
-            for (p, times) in peers.iter().zip(r.peers.iter_mut()) {
-                if pre_run {
-                    self.server.run(method, p, round)?;
+            // on the training row, benches/train_throughput.rs). A side whose call of this round
+            // the stopped run had made already is not called again.
+            for crate_turn in [round % 2 == 0, round % 2 == 1] {
+                if crate_turn {
+                    if r.mine.len() == i {
+                        let (t, floor_t) = mine(Call::Timed { pre_run })?;
+                        r.mine.push(t);
+                        r.floor.extend(floor_t);
+                        self.save_unfinished((model, batch, method), peers, reps, &r)?;
+                    }
+                    continue;
                 }
-                times.push(self.server.run(method, p, round)?);
-            }
-            let (t, floor_t) = match mine_first {
-                Some(v) => v,
-                None => mine(Call::Timed { pre_run })?,
-            };
-            r.mine.push(t);
-            r.floor.extend(floor_t);
-            if !pre_run {
-                self.progress.run.unfinished = Some(UnfinishedRow {
-                    model: model.to_string(),
-                    batch,
-                    method: method.to_string(),
-                    reps,
-                    pre_run,
-                    mine: r.mine.clone(),
-                    floor: r.floor.clone(),
-                    peers: peers.iter().cloned().zip(r.peers.iter().cloned()).collect(),
-                });
-                self.save(None, true)?;
+                for (k, p) in peers.iter().enumerate() {
+                    if r.peers[k].len() != i {
+                        continue;
+                    }
+                    if pre_run {
+                        self.server.run(method, p, round)?;
+                    }
+                    let t = self.server.run_expecting(method, p, round, expected[k])?;
+                    r.peers[k].push(t);
+                    self.save_unfinished((model, batch, method), peers, reps, &r)?;
+                }
             }
         }
         Ok(r)
+    }
+
+    /// Rows timed without pre-runs (calls of seconds to hours) save their calls so far after each
+    /// call, so that a stopped run loses at most the call it was in.
+    fn save_unfinished(
+        &mut self,
+        (model, batch, method): (&str, i64, &str),
+        peers: &[String],
+        reps: usize,
+        r: &Rounds,
+    ) -> Result<()> {
+        if r.pre_run {
+            return Ok(());
+        }
+        self.progress.run.unfinished = Some(UnfinishedRow {
+            model: model.to_string(),
+            batch,
+            method: method.to_string(),
+            reps,
+            pre_run: r.pre_run,
+            mine: r.mine.clone(),
+            floor: r.floor.clone(),
+            peers: peers.iter().cloned().zip(r.peers.iter().cloned()).collect(),
+        });
+        self.save(None, true)
     }
 
     /// Keeps the rows of a finished row (each peer's with how it was called, `as_run`, where that
@@ -977,12 +1002,16 @@ fn resume_progress(progress: &mut Progress) -> Result<()> {
         dir.display(),
         old.rows.len(),
         old.unfinished.as_ref().map_or(String::new(), |u| format!(
-            ", {} b{} {} stopped after {} of {} rounds",
+            ", {} b{} {} stopped after {} of {} rounds{}",
             u.model,
             u.batch,
             u.method,
-            u.mine.len(),
-            u.reps
+            u.rounds_done(),
+            u.reps,
+            match u.calls_ahead() {
+                a if a.is_empty() => String::new(),
+                a => format!(" and the next round's call of {}", a.join(", ")),
+            }
         ))
     );
     if let Some(first) = old.load.first() {

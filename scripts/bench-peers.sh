@@ -18,8 +18,8 @@
 # (seconds, default 2: calls shorter than that are timed right after an untimed one), PEERS_FULL=1,
 # PEERS_RESNET50=1, PEERS_SLOW=1 (with PEERS_RESNET50=1: Score-CAM, occlusion and LIME on ResNet-50
 # too, about an hour more), PEERS_TIMEOUT (seconds to wait for one answer of the Python side,
-# default 1800), PEERS_RESUME=1 (go on with the stopped run in the work folder: its finished rows
-# are kept and skipped, a row stopped midway goes on from its next timed round, after a warm-up on
+# default 1800; a timed call gets 3 times its warm-up if longer), PEERS_RESUME=1 (go on with the stopped run in the work folder: its finished rows
+# are kept and skipped, a row stopped midway goes on from its next timed call, after a warm-up on
 # the first image), PEERS_WARM_FIRST_IMAGE=1 (the slow methods at batch 16 warm up on the first
 # image from their start). See benches/peers.rs.
 set -euo pipefail

@@ -247,6 +247,33 @@ fn a_stopped_run_says_where_to_go_on_and_refuses_other_settings() {
         "{md}"
     );
     assert!(md.contains("stopped and resumed 1 time(s)"), "{md}");
+    // Stopped inside a round (saved after every call): the rounds all sides finished, and who is
+    // a call ahead.
+    let mut inside = run.clone();
+    let u = inside.unfinished.as_mut().unwrap();
+    u.peers = vec![
+        ("pgc".into(), vec![15.0, 16.0, 17.0]),
+        ("tc".into(), vec![15.0, 16.0]),
+    ];
+    assert_eq!((u.rounds_done(), u.calls_ahead()), (2, vec!["pgc"]));
+    u.mine.push(12.0);
+    assert_eq!((u.rounds_done(), u.calls_ahead()), (2, vec!["crate", "pgc"]));
+    u.peers[0].1.truncate(1);
+    assert_eq!((u.rounds_done(), u.calls_ahead()), (1, vec!["crate", "tc"]));
+    let md = markdown(
+        &[],
+        &inside,
+        &PeerRun {
+            threads: 2,
+            versions: Default::default(),
+            load: vec![],
+            rows: vec![],
+        },
+    );
+    assert!(
+        md.contains("had finished 1 of its 5 timed rounds (and the next round's call of crate, tc);"),
+        "{md}"
+    );
 
     // Resuming needs the same settings; each difference is named.
     assert!(run.check_resumable(&run.clone()).is_ok());
@@ -456,6 +483,16 @@ fn peer_server_answers_and_its_failures_are_errors_not_hangs() {
     let mut s = fake_server("exec sleep 60", 300).unwrap();
     let e = s.run("ig", "captum", 0).unwrap_err().to_string();
     assert!(e.contains("did not answer `run`") && e.contains("killed"), "{e}");
+    // A call its warm-up showed to be long gets 3 times that before it is taken for hung; the
+    // timeout is back to the given one for the next call.
+    let mut s = fake_server(
+        r#"read l; sleep 1; echo '{"ok": true, "seconds": 1.0}'; read l; sleep 1; echo '{"ok": true, "seconds": 1.0}'"#,
+        300,
+    )
+    .unwrap();
+    assert_eq!(s.run_expecting("scorecam", "torchcam", 1, 0.5).unwrap(), 1.0);
+    let e = s.run("scorecam", "torchcam", 2).unwrap_err().to_string();
+    assert!(e.contains("within 0.3 s"), "{e}");
 
     // Cannot start at all.
     let e = server::PeerServer::spawn("/nonexistent/python", &[], &[], std::time::Duration::from_secs(1))

@@ -186,7 +186,8 @@ pub struct CrateRun {
     pub resumed: usize,
 }
 
-/// A row stopped midway: the timed rounds it finished, both sides, in the order they ran.
+/// A row stopped midway: its timed calls so far, both sides, in the order they ran (saved after
+/// every call, so one side may be a round ahead of the other).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UnfinishedRow {
     /// The model's name.
@@ -199,12 +200,32 @@ pub struct UnfinishedRow {
     pub reps: usize,
     /// Whether every timed call follows an untimed one of the same side (kept on resuming).
     pub pre_run: bool,
-    /// The crate's seconds per finished round.
+    /// The crate's seconds per timed call so far.
     pub mine: Vec<f64>,
     /// The crate's floor, timed next to each of `mine` (empty if the row has none).
     pub floor: Vec<f64>,
-    /// The peers, in the order they run, and each one's seconds per finished round.
+    /// The peers, in the order they run, and each one's seconds per timed call so far.
     pub peers: Vec<(String, Vec<f64>)>,
+}
+
+impl UnfinishedRow {
+    /// The rounds every side has finished.
+    pub fn rounds_done(&self) -> usize {
+        self.peers
+            .iter()
+            .map(|p| p.1.len())
+            .fold(self.mine.len(), usize::min)
+    }
+
+    /// Timed calls made in the round after [`UnfinishedRow::rounds_done`] (`crate`, or the peer).
+    pub fn calls_ahead(&self) -> Vec<&str> {
+        let done = self.rounds_done();
+        std::iter::once(("crate", self.mine.len()))
+            .chain(self.peers.iter().map(|(p, t)| (p.as_str(), t.len())))
+            .filter(|&(_, n)| n > done)
+            .map(|(who, _)| who)
+            .collect()
+    }
 }
 
 impl CrateRun {
@@ -560,14 +581,20 @@ pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> St
     };
     let mut md = if crate_run.partial {
         let stopped = crate_run.unfinished.as_ref().map_or(String::new(), |u| {
+            let ahead = u.calls_ahead();
             format!(
-                " The row after them ({} b{} {}) had finished {} of its {} timed rounds; \
+                " The row after them ({} b{} {}) had finished {} of its {} timed rounds{}; \
                  `PEERS_RESUME=1` goes on from there.",
                 u.model,
                 u.batch,
                 u.method,
-                u.mine.len(),
-                u.reps
+                u.rounds_done(),
+                u.reps,
+                if ahead.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (and the next round's call of {})", ahead.join(", "))
+                }
             )
         });
         format!(

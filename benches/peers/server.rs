@@ -94,7 +94,20 @@ impl PeerServer {
 
     /// One timed call: `run` `method` of `peer` once, its seconds.
     pub fn run(&mut self, method: &str, peer: &str, rep: usize) -> Result<f64> {
-        let a = self.call(serde_json::json!({"cmd": "run", "method": method, "peer": peer, "rep": rep}))?;
+        self.run_expecting(method, peer, rep, 0.0)
+    }
+
+    /// [`PeerServer::run`] of a call expected to take about `expected` seconds (from its
+    /// warm-up): the server is given 3 times that, if it is more than the timeout, before it is
+    /// taken for hung (a call of Score-CAM on ResNet-50 at batch 16 takes over 30 minutes).
+    pub fn run_expecting(&mut self, method: &str, peer: &str, rep: usize, expected: f64) -> Result<f64> {
+        let timeout = self.timeout;
+        if expected.is_finite() && expected > 0.0 {
+            self.timeout = timeout.max(Duration::from_secs_f64(3.0 * expected));
+        }
+        let a = self.call(serde_json::json!({"cmd": "run", "method": method, "peer": peer, "rep": rep}));
+        self.timeout = timeout;
+        let a = a?;
         a.get("seconds")
             .and_then(Value::as_f64)
             .ok_or_else(|| Error::data(&self.what, format!("`run` answered without `seconds`: {a}")))
