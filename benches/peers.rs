@@ -48,7 +48,13 @@
 //! models, comma-separated: `small_cnn`, `resnet18`, `resnet50`), `PEERS_TIMEOUT` (seconds to
 //! wait for one answer of the Python side before giving up, default 1800; a timed call gets 3
 //! times its warm-up if that is longer), `PEERS_RESUME=1` (go on
-//! with the stopped run in the work folder, see above), `PEERS_DEFAULT_MALLOC=1`
+//! with the stopped run in the work folder, see above), `PEERS_METHODS` (only these rows,
+//! comma-separated method keys such as `scorecam`; see [`METHODS`]), `PEERS_CARRY` (a folder that
+//! gets the run's `crate.json` and `peers.json` after every save, and from which `PEERS_RESUME=1`
+//! takes them when the work folder has none: a run measured over sittings on machines that do not
+//! keep their files; the weights are made again from their seed and checked against their
+//! digest, and finished rows' maps are not carried, so use it with `PEERS_METHODS` on one row),
+//! `PEERS_DEFAULT_MALLOC=1`
 //! (the crate's side without `runtime::keep_freed_memory()`, which it calls by default as the
 //! README tells users to), `PEERS_PY_KEEP_FREED=1` (the Python side with the same glibc settings,
 //! from its environment: the libraries compared at equal allocators).
@@ -217,6 +223,8 @@ struct Runner {
     /// `PEERS_WARM_FIRST_IMAGE=1`: the slow methods at batch > 1 warm up on the case's first image
     /// (as a resumed row does), taking `batch` times its seconds for the warm-up call's length.
     warm_first_image: bool,
+    /// `PEERS_METHODS`: only these rows (`None`: every row the other options select).
+    methods: Option<Vec<String>>,
 }
 
 /// The run so far: `crate.json` and `peers.json` as they will be at the end, but for the rows
@@ -225,6 +233,9 @@ struct Runner {
 /// `--report` makes their table, marked partial.
 struct Progress {
     dir: PathBuf,
+    /// `PEERS_CARRY`: a folder that outlives the machine, which gets the run's JSON files after
+    /// every save (see [`RUN_FILES`]).
+    carry: Option<PathBuf>,
     load_before: String,
     run: CrateRun,
     peers: PeerRun,
@@ -248,7 +259,18 @@ impl Runner {
         p.run.partial = partial;
         p.peers.load = load;
         write_json(&p.dir.join("crate.json"), &p.run)?;
-        write_json(&p.dir.join("peers.json"), &p.peers)
+        write_json(&p.dir.join("peers.json"), &p.peers)?;
+        match &p.carry {
+            Some(carry) => copy_run_files(&p.dir, carry),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `PEERS_METHODS` lets row `method` run.
+    fn wanted(&self, method: &str) -> bool {
+        self.methods
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|w| w == method))
     }
 
     /// Whether the row was finished by the stopped run this one resumes (said on the log).
@@ -313,9 +335,15 @@ impl Runner {
                 *e = self.server.run_expecting(method, p, round, 3.0 * warm_t)?;
             }
         }
-        if first_image && stopped.is_none() {
+        if first_image {
+            let theirs: Vec<String> = peers
+                .iter()
+                .zip(&expected)
+                .map(|(p, e)| format!("{p} {e:.1} s"))
+                .collect();
             println!(
-                "{model} b{batch} {method}: warmed up on the first image (PEERS_WARM_FIRST_IMAGE): about {warm_t:.1} s a call"
+                "{model} b{batch} {method}: warmed up on the first image: about {warm_t:.1} s a call (peers: {})",
+                theirs.join(", ")
             );
         }
         let (mut r, reps) = match stopped {
@@ -468,7 +496,7 @@ impl Runner {
     ) -> Result<()> {
         let name = case.info.name.as_str();
         // Its map is among the case's maps read back from the stopped run.
-        if self.finished_before(name, case.batch, method) {
+        if !self.wanted(method) || self.finished_before(name, case.batch, method) {
             return Ok(());
         }
         let peers = self.peers_of(method);
@@ -580,7 +608,7 @@ fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Re
     runner.run(case, "layercam", &mut maps, |c| {
         lc.attribute(model, &c.xs, &c.target)
     })?;
-    if slow.contains(&"scorecam") {
+    if slow.contains(&"scorecam") && runner.wanted("scorecam") {
         let sc = ScoreCam::new(layer);
         runner.run(case, "scorecam", &mut maps, |c| {
             sc.attribute(model, &c.xs, &c.target)
@@ -852,12 +880,28 @@ fn run() -> Result<()> {
     // PEERS_RESUME=1: go on with the stopped run in the work folder (checked before the Python side
     // starts: a run with nothing to resume fails at once).
     let resume = env_flag("PEERS_RESUME");
+    // PEERS_CARRY=folder: the run's progress is also kept there (a folder in a checkout, say, for
+    // a run measured over sittings on machines that do not keep the work folder). Resuming into a
+    // work folder without a run, the run is taken from there; the weights and inputs are made
+    // again from their seeds (checked against the weights' digest), the finished rows' maps are
+    // not carried.
+    let carry = std::env::var_os("PEERS_CARRY")
+        .filter(|c| !c.is_empty())
+        .map(PathBuf::from);
+    if let Some(c) = &carry {
+        if resume && !dir.join("crate.json").exists() && c.join("crate.json").exists() {
+            copy_run_files(c, &dir)?;
+            println!("peers: took the stopped run from {} (PEERS_CARRY)", c.display());
+        }
+    }
+    let methods = methods_from(&std::env::var("PEERS_METHODS").unwrap_or_default())?;
     if resume && !dir.join("crate.json").exists() {
         return Err(Error::invalid(
             "PEERS_RESUME",
             format!(
                 "there is no stopped run to go on with in {} (no crate.json): run without PEERS_RESUME, \
-                 or set PEERS_WORK to the stopped run's work folder",
+                 or set PEERS_WORK to the stopped run's work folder (or PEERS_CARRY to a folder \
+                 holding its crate.json and peers.json)",
                 dir.display()
             ),
         ));
@@ -884,6 +928,7 @@ fn run() -> Result<()> {
     }
     let mut progress = Progress {
         dir: dir.clone(),
+        carry,
         load_before: load_before.clone(),
         run: CrateRun {
             threads: tch::get_num_threads(),
@@ -920,6 +965,7 @@ fn run() -> Result<()> {
         progress,
         resume,
         warm_first_image: env_flag("PEERS_WARM_FIRST_IMAGE"),
+        methods,
     };
     for (name, arch, classes, size, layer) in specs {
         let vs = nn::VarStore::new(Device::Cpu);
@@ -938,9 +984,29 @@ fn run() -> Result<()> {
             size,
             layer: layer.into(),
             weights: weights_file,
+            digest: weights_digest(&vs)?,
         };
-        if !runner.progress.run.models.contains(&info) {
-            runner.progress.run.models.push(info.clone());
+        // A resumed run must go on with the weights it started with (made again from their seed
+        // when the work folder was not kept, PEERS_CARRY).
+        match runner
+            .progress
+            .run
+            .models
+            .iter_mut()
+            .find(|m| m.name == info.name)
+        {
+            Some(old) if !old.digest.is_empty() && old.digest != info.digest => {
+                return Err(Error::invalid(
+                    "PEERS_RESUME",
+                    format!(
+                        "the weights of {name} differ from the stopped run's (digest {}, now {}): \
+                         start a new run without PEERS_RESUME",
+                        old.digest, info.digest
+                    ),
+                ));
+            }
+            Some(old) => *old = info.clone(),
+            None => runner.progress.run.models.push(info.clone()),
         }
         for batch in [1i64, 16].into_iter().filter(|b| batches.contains(b)) {
             // Smooth random images, so that SLIC finds regions and the classes vary.
@@ -974,7 +1040,9 @@ fn run() -> Result<()> {
             bench_case(&case, &slow, &mut runner, &dir)?;
         }
     }
-    runner.progress.run.train = Some(bench_train(&mut runner, &dir)?);
+    if runner.wanted("train_epoch") {
+        runner.progress.run.train = Some(bench_train(&mut runner, &dir)?);
+    }
     runner.save(None, false)?;
     runner.server.quit()?;
     println!("wrote {}", dir.join("{crate,peers}.json").display());

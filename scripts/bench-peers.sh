@@ -21,7 +21,10 @@
 # default 1800; a timed call gets 3 times its warm-up if longer), PEERS_RESUME=1 (go on with the stopped run in the work folder: its finished rows
 # are kept and skipped, a row stopped midway goes on from its next timed call, after a warm-up on
 # the first image), PEERS_WARM_FIRST_IMAGE=1 (the slow methods at batch 16 warm up on the first
-# image from their start). See benches/peers.rs.
+# image from their start), PEERS_METHODS=scorecam (only these rows), PEERS_CARRY=folder (the run's
+# crate.json and peers.json are copied there after every save, and a resumed run takes them from
+# there when the work folder has none: for a row measured over sittings on machines that do not
+# keep their files). See benches/peers.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh

@@ -69,6 +69,75 @@ fn weights_and_inputs_round_trip_with_torchvision_names() {
 }
 
 #[test]
+fn a_run_carried_to_another_machine_gets_the_same_weights_and_files() {
+    // The bench's weights come from seed 0: made twice, they have the same digest, which a resumed
+    // run (PEERS_CARRY, the work folder not kept) checks before going on.
+    let digest = |f: &dyn Fn(&tch::nn::VarStore)| {
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        build(Arch::SmallCnn, &vs.root(), 6).unwrap();
+        f(&vs);
+        weights_digest(&vs).unwrap()
+    };
+    let a = digest(&|_| ());
+    assert!(a.starts_with("fnv1a64:") && a.len() == 24, "{a}");
+    assert_eq!(a, digest(&|_| ()));
+    // One weight one ulp up, or a buffer changed, is another digest.
+    let b = digest(&|vs| {
+        let w = &vs.variables()["fc.weight"];
+        let v = w.double_value(&[0, 0]) as f32;
+        tch::no_grad(|| {
+            let _ = w.get(0).get(0).fill_(f64::from(f32::from_bits(v.to_bits() + 1)));
+        });
+    });
+    assert_ne!(a, b);
+    let c = digest(&|vs| {
+        tch::no_grad(|| {
+            let _ = vs.variables()["bn1.running_mean"].get(0).fill_(0.5);
+        });
+    });
+    assert_ne!(a, c);
+
+    // The run's JSON files go to the carry folder (made if missing) and back.
+    let dir = tempfile::tempdir().unwrap();
+    let (work, carry) = (dir.path().join("work"), dir.path().join("keep/r50"));
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("crate.json"), "{\"a\": 1}").unwrap();
+    let err = copy_run_files(&work, &carry).unwrap_err().to_string();
+    assert!(err.contains("peers.json"), "{err}");
+    std::fs::write(work.join("peers.json"), "{\"b\": 2}").unwrap();
+    copy_run_files(&work, &carry).unwrap();
+    let back = dir.path().join("new-work");
+    copy_run_files(&carry, &back).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(back.join("crate.json")).unwrap(),
+        "{\"a\": 1}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(back.join("peers.json")).unwrap(),
+        "{\"b\": 2}"
+    );
+
+    // PEERS_METHODS: known rows only, and an empty list is every row.
+    assert_eq!(methods_from("").unwrap(), None);
+    assert_eq!(
+        methods_from(" scorecam, floor ").unwrap(),
+        Some(vec!["scorecam".to_string(), "floor".to_string()])
+    );
+    let err = methods_from("scorecam,score-cam").unwrap_err().to_string();
+    assert!(
+        err.contains("\"score-cam\"") && err.contains("train_epoch"),
+        "{err}"
+    );
+
+    // A model entry from before the digest was kept reads with an empty one.
+    let old: ModelInfo = serde_json::from_str(
+        r#"{"name": "resnet50", "classes": 1000, "size": 224, "layer": "layer4", "weights": "resnet50.safetensors"}"#,
+    )
+    .unwrap();
+    assert!(old.digest.is_empty());
+}
+
+#[test]
 fn report_joins_rows_ratios_and_agreement() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

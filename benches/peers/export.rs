@@ -23,6 +23,7 @@ use cnn_explain::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use tch::nn;
 
 /// Largest normalised difference for a deterministic method to count as the same answer.
 pub const TOLERANCE: f64 = 1e-4;
@@ -56,6 +57,91 @@ pub struct ModelInfo {
     pub layer: String,
     /// Weights file, relative to the work folder.
     pub weights: String,
+    /// [`weights_digest`] of the weights: a run resumed on another machine (`PEERS_CARRY`) makes
+    /// them again from their seed, and must get the same ones (empty in runs before it was kept).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub digest: String,
+}
+
+/// The rows the bench can run, by method key (`PEERS_METHODS` picks some of them).
+pub const METHODS: [&str; 12] = [
+    "forward",
+    "floor",
+    "saliency",
+    "smoothgrad",
+    "ig",
+    "gradcam",
+    "gradcampp",
+    "layercam",
+    "scorecam",
+    "occlusion",
+    "lime",
+    "train_epoch",
+];
+
+/// The methods named in `list` (`PEERS_METHODS`, comma-separated), checked against [`METHODS`];
+/// `None` (every row) when the list is empty.
+pub fn methods_from(list: &str) -> Result<Option<Vec<String>>> {
+    let names: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(String::from)
+        .collect();
+    if let Some(unknown) = names.iter().find(|m| !METHODS.contains(&m.as_str())) {
+        return Err(Error::invalid(
+            "PEERS_METHODS",
+            format!("{unknown:?} is not a row of the bench; the rows are {METHODS:?}"),
+        ));
+    }
+    Ok((!names.is_empty()).then_some(names))
+}
+
+/// A fingerprint of a model's weights: FNV-1a (64 bits) over every variable's name, shape and
+/// float32 values, in the order of their names. Two variable stores have the same digest exactly
+/// when they hold the same names with bit-identical values.
+pub fn weights_digest(vs: &nn::VarStore) -> Result<String> {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for (name, t) in vars {
+        eat(name.as_bytes());
+        for d in t.size() {
+            eat(&d.to_le_bytes());
+        }
+        let values: Vec<f32> = t
+            .detach()
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .flatten(0, -1)
+            .try_into()?;
+        for v in values {
+            eat(&v.to_bits().to_le_bytes());
+        }
+    }
+    Ok(format!("fnv1a64:{h:016x}"))
+}
+
+/// The files that hold a run's progress (`crate.json`, `peers.json`): what `PEERS_CARRY` copies
+/// between the work folder and a folder that outlives the machine.
+pub const RUN_FILES: [&str; 2] = ["crate.json", "peers.json"];
+
+/// Copies [`RUN_FILES`] from `from` to `to` (made if missing), each atomically. Errors if `from`
+/// lacks one of them.
+pub fn copy_run_files(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
+    for f in RUN_FILES {
+        let src = from.join(f);
+        let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
+        write_atomic(to.join(f), &bytes)?;
+    }
+    Ok(())
 }
 
 /// One model at one batch size.
