@@ -28,7 +28,7 @@
 //! warms up on the case's first image (the same passes in 1/batch of the time) and then runs only
 //! the rounds it had left, with the same weights, inputs and round numbers. A ResNet-50 row at
 //! batch 16 (one to eight hours here) can so be measured over several sittings; the settings,
-//! thread count and peer versions must be the same, or it refuses.
+//! thread count, peer versions and the crate's sources must be the same, or it refuses.
 //!
 //! Phases (arguments after `--`):
 //! - `--run` (or `PEERS_WORK` set, as the script does): the interleaved run, then the report;
@@ -945,6 +945,7 @@ fn run() -> Result<()> {
             partial: true,
             unfinished: None,
             resumed: 0,
+            source: source_digest(Path::new(env!("CARGO_MANIFEST_DIR")))?,
         },
         peers: PeerRun {
             threads: py_threads,

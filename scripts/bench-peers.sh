@@ -27,6 +27,8 @@
 # keep their files). See benches/peers.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# libtorch for the crate's side (the rest of the project's setup is not needed here).
+[ -e .venv/torch/lib/libtorch_cpu.so ] || CNN_SETUP=libtorch scripts/setup.sh
 source scripts/env.sh
 export BENCH_THREADS="${BENCH_THREADS:-2}"
 # Idle OpenMP threads sleep instead of spinning while the other side runs.

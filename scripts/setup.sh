@@ -5,6 +5,7 @@
 #   .venv/torch       stable link to the wheel's torch folder (LIBTORCH), whatever the Python version
 #   .tools/bin/       evcxr_jupyter 0.22.0, the Rust Jupyter kernel
 #   .venv/share/jupyter/kernels/rust   the kernel registered inside the venv, not in your home
+# CNN_SETUP=libtorch: the venv and libtorch only (enough to build, test and bench the library).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -63,6 +64,13 @@ fi
 site="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 [ -f "$site/torch/lib/libtorch_cpu.so" ] || die "$site/torch/lib/libtorch_cpu.so is missing: the torch wheel is broken. Remove .venv and run again."
 ln -sfn "$site/torch" .venv/torch
+# CNN_SETUP=libtorch stops here: the venv with libtorch is all that building the library, its tests
+# and the benchmarks need (scripts/bench-peers.sh asks for no more); the notebooks' kernel and
+# Jupyter come with the full setup, which a later run without it completes.
+if [ "${CNN_SETUP:-}" = libtorch ]; then
+  say "ready: torch $TORCH_VERSION ($want_flavour) in .venv (CNN_SETUP=libtorch: no Jupyter, no kernel)"
+  exit 0
+fi
 
 # --- Jupyter: nbconvert for headless runs, JupyterLab for interactive use ----------------------------------
 if [ -z "$(pkg_version nbconvert)" ] || [ -z "$(pkg_version jupyterlab)" ]; then

@@ -11,6 +11,7 @@ mod server;
 use cnn_explain::models::{build, weights, Arch};
 use cnn_explain::prelude::*;
 use export::*;
+use std::path::Path;
 
 fn timed(model: &str, batch: i64, method: &str, who: &str, times: &[f64]) -> TimedRow {
     TimedRow {
@@ -129,6 +130,26 @@ fn a_run_carried_to_another_machine_gets_the_same_weights_and_files() {
         "{err}"
     );
 
+    // The crate's sources: the same tree, the same digest; one byte more in a file under src/, or
+    // a file more, another.
+    let pkg = dir.path().join("pkg");
+    std::fs::create_dir_all(pkg.join("src/a")).unwrap();
+    std::fs::write(pkg.join("Cargo.toml"), "[package]").unwrap();
+    std::fs::write(pkg.join("Cargo.lock"), "# lock").unwrap();
+    std::fs::write(pkg.join("src/lib.rs"), "mod a;").unwrap();
+    std::fs::write(pkg.join("src/a/mod.rs"), "fn f() {}").unwrap();
+    let s1 = source_digest(&pkg).unwrap();
+    assert_eq!(s1, source_digest(&pkg).unwrap());
+    std::fs::write(pkg.join("src/a/mod.rs"), "fn f() { }").unwrap();
+    let s2 = source_digest(&pkg).unwrap();
+    assert_ne!(s1, s2);
+    std::fs::write(pkg.join("src/a/b.rs"), "").unwrap();
+    assert_ne!(s2, source_digest(&pkg).unwrap());
+    assert!(source_digest(&dir.path().join("nowhere")).is_err());
+    assert!(source_digest(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .unwrap()
+        .starts_with("fnv1a64:"));
+
     // A model entry from before the digest was kept reads with an empty one.
     let old: ModelInfo = serde_json::from_str(
         r#"{"name": "resnet50", "classes": 1000, "size": 224, "layer": "layer4", "weights": "resnet50.safetensors"}"#,
@@ -185,6 +206,7 @@ fn report_joins_rows_ratios_and_agreement() {
         partial: false,
         unfinished: None,
         resumed: 0,
+        source: String::new(),
     };
     let peers = PeerRun {
         threads: 2,
@@ -271,6 +293,7 @@ fn a_stopped_run_says_where_to_go_on_and_refuses_other_settings() {
             peers: vec![("lime".into(), vec![15.0, 16.0])],
         }),
         resumed: 1,
+        source: String::new(),
     };
     // Finished rows are the crate's; a peer's row alone does not count.
     assert!(run.finished("m", 16, "forward"));
@@ -351,6 +374,21 @@ fn a_stopped_run_says_where_to_go_on_and_refuses_other_settings() {
     now.unfinished = None;
     now.load = vec!["2.0 2.0 2.0".into()];
     assert!(run.check_resumable(&now).is_ok(), "rows and load may differ");
+    // The crate's sources: compared only where both runs kept them.
+    now.source = "fnv1a64:0000000000000001".into();
+    assert!(
+        run.check_resumable(&now).is_ok(),
+        "a run before the digest was kept"
+    );
+    let mut kept = run.clone();
+    kept.source = "fnv1a64:0000000000000002".into();
+    let err = kept.check_resumable(&now).unwrap_err().to_string();
+    assert!(
+        err.contains("the crate's sources") && err.contains("(now fnv1a64:0000000000000001)"),
+        "{err}"
+    );
+    now.source = kept.source.clone();
+    assert!(kept.check_resumable(&now).is_ok());
     now.threads = 1;
     now.reps = 3;
     let err = run.check_resumable(&now).unwrap_err().to_string();
@@ -402,6 +440,7 @@ fn ratios_pair_each_run_with_the_run_next_to_it() {
         partial: false,
         unfinished: None,
         resumed: 0,
+        source: String::new(),
     };
     let peers = PeerRun {
         threads: 2,

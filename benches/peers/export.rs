@@ -103,17 +103,11 @@ pub fn methods_from(list: &str) -> Result<Option<Vec<String>>> {
 pub fn weights_digest(vs: &nn::VarStore) -> Result<String> {
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+    let mut h = Fnv::default();
     for (name, t) in vars {
-        eat(name.as_bytes());
+        h.eat(name.as_bytes());
         for d in t.size() {
-            eat(&d.to_le_bytes());
+            h.eat(&d.to_le_bytes());
         }
         let values: Vec<f32> = t
             .detach()
@@ -122,10 +116,58 @@ pub fn weights_digest(vs: &nn::VarStore) -> Result<String> {
             .flatten(0, -1)
             .try_into()?;
         for v in values {
-            eat(&v.to_bits().to_le_bytes());
+            h.eat(&v.to_bits().to_le_bytes());
         }
     }
-    Ok(format!("fnv1a64:{h:016x}"))
+    Ok(h.text())
+}
+
+/// A fingerprint of the crate's code under `root` (the package folder): FNV-1a (64 bits) over the
+/// path and bytes of every file under `src/`, and of `Cargo.toml` and `Cargo.lock`, in path order.
+pub fn source_digest(root: &Path) -> Result<String> {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let path = entry.map_err(|e| Error::io(dir, e))?.path();
+            if path.is_dir() {
+                walk(&path, files)?;
+            } else {
+                files.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
+    walk(&root.join("src"), &mut files)?;
+    files.sort();
+    let mut h = Fnv::default();
+    for f in files {
+        let rel = f.strip_prefix(root).unwrap_or(&f);
+        h.eat(rel.to_string_lossy().as_bytes());
+        h.eat(&std::fs::read(&f).map_err(|e| Error::io(&f, e))?);
+    }
+    Ok(h.text())
+}
+
+/// FNV-1a, 64 bits: a fingerprint (not a cryptographic hash) that needs no dependency.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn eat(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn text(&self) -> String {
+        format!("fnv1a64:{:016x}", self.0)
+    }
 }
 
 /// The files that hold a run's progress (`crate.json`, `peers.json`): what `PEERS_CARRY` copies
@@ -270,6 +312,10 @@ pub struct CrateRun {
     /// rounds of a row stopped midway, were then timed in different sittings.
     #[serde(default)]
     pub resumed: usize,
+    /// [`source_digest`] of the crate the bench was built from: a resumed run must time the same
+    /// code in all its sittings (empty in runs before it was kept).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
 }
 
 /// A row stopped midway: its timed calls so far, both sides, in the order they ran (saved after
@@ -359,6 +405,13 @@ impl CrateRun {
             differ.push(format!(
                 "the allocator: {:?} (now {:?}, PEERS_DEFAULT_MALLOC / PEERS_PY_KEEP_FREED)",
                 self.allocator, now.allocator
+            ));
+        }
+        if !self.source.is_empty() && !now.source.is_empty() && self.source != now.source {
+            differ.push(format!(
+                "the crate's sources (src/, Cargo.toml, Cargo.lock): {} (now {}), so its timed calls \
+                 so far were made by other code",
+                self.source, now.source
             ));
         }
         if self.order != now.order {
