@@ -57,17 +57,25 @@ fn channels_last_training_learns_what_contiguous_training_learns() {
     let (fast_losses, fast_weights) = train(true, &splits.train);
     let (losses, weights) = train(false, &splits.train);
     assert_eq!(fast_losses.len(), 2);
-    for (a, b) in fast_losses.iter().zip(&losses) {
+    // The first epoch starts from the same weights: its mean loss agrees to 1e-4. The second is
+    // computed on weights that already differ in rounding (up to 2% of their change, below), so
+    // it is allowed 2e-3: on an AMD EPYC machine (2026-12-07) the two layouts' second epochs were
+    // 5.5e-4 apart (1.52339 and 1.52255), where an Intel machine had them within 1e-4.
+    for (i, (a, b)) in fast_losses.iter().zip(&losses).enumerate() {
+        let tol = if i == 0 { 1e-4 } else { 2e-3 };
         assert!(
-            (a - b).abs() < 1e-4 * b.abs().max(1.0),
-            "{fast_losses:?} vs {losses:?}"
+            (a - b).abs() < tol * b.abs().max(1.0),
+            "epoch {}: {fast_losses:?} vs {losses:?}",
+            i + 1
         );
     }
     assert_eq!(fast_weights.len(), weights.len());
     assert_eq!(initial.len(), weights.len());
-    // What training changed, in each layout: the same to 2% of the change. Rounding grows over 8
-    // steps of SGD with momentum (0.5% on a batch norm bias); a wrong layout (a flipped or
-    // transposed batch) changes the updates by as much as their own size.
+    // What training changed, in each layout: the same to 10% of the change. Rounding grows over 8
+    // steps of SGD with momentum: 0.5% on a batch norm bias on an Intel machine, 4.2% (block1's
+    // batch norm bias, 1.09e-4 of an update of 2.58e-3) on an AMD EPYC machine, whose oneDNN
+    // kernels round differently (2026-12-07); a wrong layout (a flipped or transposed batch)
+    // changes the updates by as much as their own size.
     for (((name, a), (_, b)), (_, w0)) in fast_weights.iter().zip(&weights).zip(&initial) {
         if w0.kind() != Kind::Float {
             continue; // num_batches_tracked
@@ -75,7 +83,7 @@ fn channels_last_training_learns_what_contiguous_training_learns() {
         let update = (b - w0).abs().max().double_value(&[]);
         let diff = (a - b).abs().max().double_value(&[]);
         assert!(
-            diff <= 2e-2 * update + 1e-7,
+            diff <= 0.1 * update + 1e-7,
             "{name}: {diff} for an update of {update}"
         );
     }
