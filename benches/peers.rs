@@ -946,6 +946,7 @@ fn run() -> Result<()> {
             unfinished: None,
             resumed: 0,
             source: source_digest(Path::new(env!("CARGO_MANIFEST_DIR")))?,
+            cpu: cpu_description(),
         },
         peers: PeerRun {
             threads: py_threads,

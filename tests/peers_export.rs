@@ -207,6 +207,7 @@ fn report_joins_rows_ratios_and_agreement() {
         unfinished: None,
         resumed: 0,
         source: String::new(),
+        cpu: String::new(),
     };
     let peers = PeerRun {
         threads: 2,
@@ -294,6 +295,7 @@ fn a_stopped_run_says_where_to_go_on_and_refuses_other_settings() {
         }),
         resumed: 1,
         source: String::new(),
+        cpu: String::new(),
     };
     // Finished rows are the crate's; a peer's row alone does not count.
     assert!(run.finished("m", 16, "forward"));
@@ -389,6 +391,23 @@ fn a_stopped_run_says_where_to_go_on_and_refuses_other_settings() {
     );
     now.source = kept.source.clone();
     assert!(kept.check_resumable(&now).is_ok());
+    // The machine: the same kind of CPU, where both runs kept it.
+    kept.cpu = "AMD EPYC (family 25, model 17), 2 cores".into();
+    assert!(
+        kept.check_resumable(&now).is_ok(),
+        "a run before the CPU was kept"
+    );
+    now.cpu = "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz (family 6, model 106), 2 cores".into();
+    let err = kept.check_resumable(&now).unwrap_err().to_string();
+    assert!(err.contains("the machine: \"AMD EPYC"), "{err}");
+    now.cpu = kept.cpu.clone();
+    assert!(kept.check_resumable(&now).is_ok());
+    let cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n\nprocessor\t: 1\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n";
+    assert_eq!(
+        cpu_from_cpuinfo(cpuinfo),
+        "AMD EPYC (family 25, model 17), 2 cores"
+    );
+    assert_eq!(cpu_from_cpuinfo(""), "");
     now.threads = 1;
     now.reps = 3;
     let err = run.check_resumable(&now).unwrap_err().to_string();
@@ -441,6 +460,7 @@ fn ratios_pair_each_run_with_the_run_next_to_it() {
         unfinished: None,
         resumed: 0,
         source: String::new(),
+        cpu: String::new(),
     };
     let peers = PeerRun {
         threads: 2,

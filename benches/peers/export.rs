@@ -148,6 +148,37 @@ pub fn source_digest(root: &Path) -> Result<String> {
     Ok(h.text())
 }
 
+/// The kind of CPU and how many of it this process sees, from `/proc/cpuinfo`: its model name,
+/// family and model, e.g. `AMD EPYC (family 25, model 17), 2 cores` (empty where there is none).
+pub fn cpu_description() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    cpu_from_cpuinfo(&info)
+}
+
+/// [`cpu_description`] of the text of a `/proc/cpuinfo`.
+pub fn cpu_from_cpuinfo(info: &str) -> String {
+    let field = |key: &str| {
+        info.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let cores = info
+        .lines()
+        .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
+        .count();
+    if cores == 0 {
+        return String::new();
+    }
+    format!(
+        "{} (family {}, model {}), {cores} cores",
+        field("model name"),
+        field("cpu family"),
+        field("model")
+    )
+}
+
 /// FNV-1a, 64 bits: a fingerprint (not a cryptographic hash) that needs no dependency.
 struct Fnv(u64);
 
@@ -316,6 +347,10 @@ pub struct CrateRun {
     /// code in all its sittings (empty in runs before it was kept).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
+    /// [`cpu_description`] of the machine: the rounds of a row resumed elsewhere must be timed on
+    /// the same kind of CPU (empty in runs before it was kept).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cpu: String,
 }
 
 /// A row stopped midway: its timed calls so far, both sides, in the order they ran (saved after
@@ -412,6 +447,13 @@ impl CrateRun {
                 "the crate's sources (src/, Cargo.toml, Cargo.lock): {} (now {}), so its timed calls \
                  so far were made by other code",
                 self.source, now.source
+            ));
+        }
+        if !self.cpu.is_empty() && !now.cpu.is_empty() && self.cpu != now.cpu {
+            differ.push(format!(
+                "the machine: {:?} (now {:?}), so its timed calls so far would not belong in one median \
+                 with this one's",
+                self.cpu, now.cpu
             ));
         }
         if self.order != now.order {
