@@ -825,16 +825,7 @@ fn run() -> Result<()> {
         }
     }
     // A comma-separated list from the environment (empty when unset).
-    let list = |name: &str| -> Vec<String> {
-        std::env::var(name)
-            .map(|v| {
-                v.split(',')
-                    .map(|m| m.trim().to_string())
-                    .filter(|m| !m.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let list = |name: &str| comma_list(&std::env::var(name).unwrap_or_default());
     // `PEERS_MODELS=resnet50` (names, comma-separated): only these models, e.g. to repeat one
     // model's slow rows without the hour the others take. Checked before the Python side starts.
     if std::env::var_os("PEERS_MODELS").is_some() {

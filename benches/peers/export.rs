@@ -79,15 +79,20 @@ pub const METHODS: [&str; 12] = [
     "train_epoch",
 ];
 
-/// The methods named in `list` (`PEERS_METHODS`, comma-separated), checked against [`METHODS`];
-/// `None` (every row) when the list is empty.
-pub fn methods_from(list: &str) -> Result<Option<Vec<String>>> {
-    let names: Vec<String> = list
-        .split(',')
+/// The items of a comma-separated list (an environment variable's value), trimmed, empty ones
+/// left out.
+pub fn comma_list(text: &str) -> Vec<String> {
+    text.split(',')
         .map(str::trim)
         .filter(|m| !m.is_empty())
         .map(String::from)
-        .collect();
+        .collect()
+}
+
+/// The methods named in `list` (`PEERS_METHODS`, comma-separated), checked against [`METHODS`];
+/// `None` (every row) when the list is empty.
+pub fn methods_from(list: &str) -> Result<Option<Vec<String>>> {
+    let names = comma_list(list);
     if let Some(unknown) = names.iter().find(|m| !METHODS.contains(&m.as_str())) {
         return Err(Error::invalid(
             "PEERS_METHODS",
