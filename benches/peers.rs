@@ -86,7 +86,7 @@ use cnn_explain::train::{Optimizer, Schedule, TrackedSet};
 use export::*;
 use serde_json::json;
 use server::PeerServer;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tch::nn;
@@ -905,7 +905,7 @@ fn run() -> Result<()> {
             .cloned()
             .ok_or_else(|| Error::invalid("peer server hello", format!("has no `{k}`: {hello}")))
     };
-    let versions: HashMap<String, String> = serde_json::from_value(field("versions")?)?;
+    let versions: BTreeMap<String, String> = serde_json::from_value(field("versions")?)?;
     let peers: HashMap<String, Vec<String>> = serde_json::from_value(field("peers")?)?;
     let py_threads = field("threads")?.as_i64().unwrap_or(-1) as i32;
     let mut listed: Vec<_> = versions.iter().map(|(k, v)| format!("{k} {v}")).collect();

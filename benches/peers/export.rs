@@ -21,7 +21,7 @@ use cnn_explain::attribution::compare;
 use cnn_explain::io::{with_atomic_path, write_atomic};
 use cnn_explain::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use tch::nn;
 
@@ -488,7 +488,7 @@ pub struct PeerRun {
     /// torch's intra-op threads.
     pub threads: i32,
     /// Library versions (`torch`, `captum`, ...).
-    pub versions: HashMap<String, String>,
+    pub versions: BTreeMap<String, String>,
     /// `/proc/loadavg` at the start and the end of the run (the same as the crate's).
     pub load: Vec<String>,
     /// The peers' timed rows.
