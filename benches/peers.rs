@@ -908,8 +908,7 @@ fn run() -> Result<()> {
     let versions: BTreeMap<String, String> = serde_json::from_value(field("versions")?)?;
     let peers: HashMap<String, Vec<String>> = serde_json::from_value(field("peers")?)?;
     let py_threads = field("threads")?.as_i64().unwrap_or(-1) as i32;
-    let mut listed: Vec<_> = versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    listed.sort();
+    let listed: Vec<_> = versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!("peers, Python side: {} | {py_threads} threads", listed.join(", "));
     if py_threads != tch::get_num_threads() {
         println!(

@@ -742,9 +742,8 @@ fn secs(v: f64) -> String {
 
 /// The report as a Markdown table, with a header saying how it was measured.
 pub fn markdown(rows: &[ReportRow], crate_run: &CrateRun, peers: &PeerRun) -> String {
-    let mut versions: Vec<_> = peers.versions.iter().collect();
-    versions.sort();
-    let versions = versions
+    let versions = peers
+        .versions
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect::<Vec<_>>()
