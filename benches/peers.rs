@@ -48,9 +48,11 @@
 //! models, comma-separated: `small_cnn`, `resnet18`, `resnet50`), `PEERS_TIMEOUT` (seconds to
 //! wait for one answer of the Python side before giving up, default 1800; a timed call gets 3
 //! times its warm-up if that is longer), `PEERS_RESUME=1` (go on
-//! with the stopped run in the work folder, see above), `PEERS_METHODS` (only these rows,
+//! with the stopped run in the work folder, see above; `auto`: go on if the work folder or
+//! `PEERS_CARRY` has a run, start one if not), `PEERS_METHODS` (only these rows,
 //! comma-separated method keys such as `scorecam`; see [`METHODS`]), `PEERS_CARRY` (a folder that
-//! gets the run's `crate.json` and `peers.json` after every save, and from which `PEERS_RESUME=1`
+//! gets the run's `crate.json` and `peers.json` after every save, `{cpu}` in it standing for the
+//! machine's kind of CPU, see [`carry_folder`], and from which `PEERS_RESUME=1`
 //! takes them when the work folder has none: a run measured over sittings on machines that do not
 //! keep their files; the weights are made again from their seed and checked against their
 //! digest, and finished rows' maps are not carried, so use it with `PEERS_METHODS` on one row),
@@ -868,25 +870,33 @@ fn run() -> Result<()> {
             })
             .collect::<Result<_>>()?,
     };
-    // PEERS_RESUME=1: go on with the stopped run in the work folder (checked before the Python side
-    // starts: a run with nothing to resume fails at once).
-    let resume = env_flag("PEERS_RESUME");
     // PEERS_CARRY=folder: the run's progress is also kept there (a folder in a checkout, say, for
-    // a run measured over sittings on machines that do not keep the work folder). Resuming into a
-    // work folder without a run, the run is taken from there; the weights and inputs are made
-    // again from their seeds (checked against the weights' digest), the finished rows' maps are
-    // not carried.
-    let carry = std::env::var_os("PEERS_CARRY")
-        .filter(|c| !c.is_empty())
-        .map(PathBuf::from);
+    // a run measured over sittings on machines that do not keep the work folder); `{cpu}` in it
+    // stands for the machine's kind of CPU (`carry_folder`). Resuming into a work folder without
+    // a run, the run is taken from there; the weights and inputs are made again from their seeds
+    // (checked against the weights' digest), the finished rows' maps are not carried.
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let carry = match std::env::var("PEERS_CARRY") {
+        Ok(c) if !c.is_empty() => Some(carry_folder(&c, &cpuinfo)?),
+        _ => None,
+    };
+    // PEERS_RESUME=1: go on with the stopped run in the work folder (checked before the Python side
+    // starts: a run with nothing to resume fails at once); `auto`: go on with one if the work
+    // folder or PEERS_CARRY has one, and start one otherwise.
+    let has_run = |d: &Path| d.join("crate.json").exists();
+    let resume = match std::env::var("PEERS_RESUME").as_deref() {
+        Ok("auto") => has_run(&dir) || carry.as_deref().is_some_and(has_run),
+        _ => env_flag("PEERS_RESUME"),
+    };
     if let Some(c) = &carry {
-        if resume && !dir.join("crate.json").exists() && c.join("crate.json").exists() {
+        println!("peers: the run is carried in {} (PEERS_CARRY)", c.display());
+        if resume && !has_run(&dir) && has_run(c) {
             copy_run_files(c, &dir)?;
             println!("peers: took the stopped run from {} (PEERS_CARRY)", c.display());
         }
     }
     let methods = methods_from(&std::env::var("PEERS_METHODS").unwrap_or_default())?;
-    if resume && !dir.join("crate.json").exists() {
+    if resume && !has_run(&dir) {
         return Err(Error::invalid(
             "PEERS_RESUME",
             format!(

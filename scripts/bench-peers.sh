@@ -24,7 +24,8 @@
 # image from their start), PEERS_METHODS=scorecam (only these rows), PEERS_CARRY=folder (the run's
 # crate.json and peers.json are copied there after every save, and a resumed run takes them from
 # there when the work folder has none: for a row measured over sittings on machines that do not
-# keep their files). See benches/peers.rs.
+# keep their files; {cpu} in it stands for the kind of CPU), PEERS_RESUME=auto (go on with the run
+# in the work folder or PEERS_CARRY if there is one, start one if not). See benches/peers.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # libtorch for the crate's side (the rest of the project's setup is not needed here).
@@ -47,7 +48,7 @@ target="${CARGO_TARGET_DIR:-target}"
 case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
 export PEERS_WORK="${PEERS_WORK:-$target/bench-peers/work}"
 mkdir -p "$PEERS_WORK"
-# PEERS_RESUME=1 goes on with the stopped run in the work folder: keep its files.
+# PEERS_RESUME=1 (or auto) goes on with the stopped run in the work folder: keep its files.
 if [ -z "${PEERS_RESUME:-}" ] || [ "${PEERS_RESUME}" = 0 ]; then
   rm -f "$PEERS_WORK"/*.safetensors "$PEERS_WORK"/*.json
 fi

@@ -408,6 +408,25 @@ fn a_stopped_run_says_where_to_go_on_and_refuses_other_settings() {
         "AMD EPYC (family 25, model 17), 2 cores"
     );
     assert_eq!(cpu_from_cpuinfo(""), "");
+    // The folder of a run carried over sittings: one per kind of CPU, the names the carried runs
+    // in benches/peers-runs/ have.
+    assert_eq!(cpu_kind(cpuinfo).as_deref(), Some("amd-epyc-family25-model17"));
+    let xeon = "processor\t: 0\ncpu family\t: 6\nmodel\t\t: 106\nmodel name\t: Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz\n";
+    assert_eq!(
+        cpu_kind(xeon).as_deref(),
+        Some("intel-r-xeon-r-platinum-8375c-cpu-2-90ghz-family6-model106")
+    );
+    assert_eq!(cpu_kind(""), None);
+    assert_eq!(
+        carry_folder("runs/scorecam/{cpu}", cpuinfo).unwrap(),
+        Path::new("runs/scorecam/amd-epyc-family25-model17")
+    );
+    assert_eq!(
+        carry_folder("runs/scorecam", "").unwrap(),
+        Path::new("runs/scorecam")
+    );
+    let err = carry_folder("runs/{cpu}", "").unwrap_err().to_string();
+    assert!(err.contains("PEERS_CARRY") && err.contains("names none"), "{err}");
     now.threads = 1;
     now.reps = 3;
     let err = run.check_resumable(&now).unwrap_err().to_string();

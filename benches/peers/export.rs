@@ -160,15 +160,17 @@ pub fn cpu_description() -> String {
     cpu_from_cpuinfo(&info)
 }
 
+/// The first value of `key` in the text of a `/proc/cpuinfo` (empty where there is none).
+fn cpuinfo_field(info: &str, key: &str) -> String {
+    info.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// [`cpu_description`] of the text of a `/proc/cpuinfo`.
 pub fn cpu_from_cpuinfo(info: &str) -> String {
-    let field = |key: &str| {
-        info.lines()
-            .filter_map(|l| l.split_once(':'))
-            .find(|(k, _)| k.trim() == key)
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
     let cores = info
         .lines()
         .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
@@ -178,10 +180,56 @@ pub fn cpu_from_cpuinfo(info: &str) -> String {
     }
     format!(
         "{} (family {}, model {}), {cores} cores",
-        field("model name"),
-        field("cpu family"),
-        field("model")
+        cpuinfo_field(info, "model name"),
+        cpuinfo_field(info, "cpu family"),
+        cpuinfo_field(info, "model")
     )
+}
+
+/// The kind of CPU of the text of a `/proc/cpuinfo` as a folder name: the model name in lower
+/// case with every run of other characters than letters and digits made one `-`, then its family
+/// and model, e.g. `amd-epyc-family25-model17`. The same fields as [`cpu_from_cpuinfo`] but the
+/// core count: a carried run keeps one folder per kind (see [`carry_folder`]), and the bench's
+/// check of the CPU still refuses a run whose cores differ. `None` where the text names no CPU.
+pub fn cpu_kind(info: &str) -> Option<String> {
+    let name = cpuinfo_field(info, "model name");
+    let family = cpuinfo_field(info, "cpu family");
+    if name.is_empty() && family.is_empty() {
+        return None;
+    }
+    let mut slug = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let slug = match slug.trim_end_matches('-') {
+        "" => "cpu",
+        named => named,
+    };
+    let model = cpuinfo_field(info, "model");
+    Some(format!("{slug}-family{family}-model{model}"))
+}
+
+/// `PEERS_CARRY` with every `{cpu}` replaced by the [`cpu_kind`] of `cpuinfo`, so that one
+/// command carries a run over sittings in one folder per kind of CPU: rounds timed on two kinds
+/// do not belong in one median. Errors if the text needs the kind and `cpuinfo` names none.
+pub fn carry_folder(template: &str, cpuinfo: &str) -> Result<PathBuf> {
+    if !template.contains("{cpu}") {
+        return Ok(PathBuf::from(template));
+    }
+    let kind = cpu_kind(cpuinfo).ok_or_else(|| {
+        Error::invalid(
+            "PEERS_CARRY",
+            format!(
+                "{template:?} asks for the kind of CPU ({{cpu}}), and /proc/cpuinfo names none: \
+                 give the folder without {{cpu}}"
+            ),
+        )
+    })?;
+    Ok(PathBuf::from(template.replace("{cpu}", &kind)))
 }
 
 /// FNV-1a, 64 bits: a fingerprint (not a cryptographic hash) that needs no dependency.
