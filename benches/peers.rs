@@ -610,6 +610,8 @@ fn bench_case(case: &Case, slow: &[&str], runner: &mut Runner, dir: &Path) -> Re
     runner.run(case, "layercam", &mut maps, |c| {
         lc.attribute(model, &c.xs, &c.target)
     })?;
+    // `runner.run` skips a row that PEERS_METHODS leaves out by itself; Score-CAM alone also makes
+    // an untimed map below, which needs the same test.
     if slow.contains(&"scorecam") && runner.wanted("scorecam") {
         let sc = ScoreCam::new(layer);
         runner.run(case, "scorecam", &mut maps, |c| {
