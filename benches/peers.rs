@@ -877,6 +877,7 @@ fn run() -> Result<()> {
     // stands for the machine's kind of CPU (`carry_folder`). Resuming into a work folder without
     // a run, the run is taken from there; the weights and inputs are made again from their seeds
     // (checked against the weights' digest), the finished rows' maps are not carried.
+    // Read once: it names both the carry folder and the machine the run's `cpu` check compares.
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let carry = match std::env::var("PEERS_CARRY") {
         Ok(c) if !c.is_empty() => Some(carry_folder(&c, &cpuinfo)?),
@@ -948,7 +949,7 @@ fn run() -> Result<()> {
             unfinished: None,
             resumed: 0,
             source: source_digest(Path::new(env!("CARGO_MANIFEST_DIR")))?,
-            cpu: cpu_description(),
+            cpu: cpu_from_cpuinfo(&cpuinfo),
         },
         peers: PeerRun {
             threads: py_threads,

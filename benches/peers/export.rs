@@ -153,13 +153,6 @@ pub fn source_digest(root: &Path) -> Result<String> {
     Ok(h.text())
 }
 
-/// The kind of CPU and how many of it this process sees, from `/proc/cpuinfo`: its model name,
-/// family and model, e.g. `AMD EPYC (family 25, model 17), 2 cores` (empty where there is none).
-pub fn cpu_description() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    cpu_from_cpuinfo(&info)
-}
-
 /// The first value of `key` in the text of a `/proc/cpuinfo` (empty where there is none).
 fn cpuinfo_field(info: &str, key: &str) -> String {
     info.lines()
@@ -169,7 +162,9 @@ fn cpuinfo_field(info: &str, key: &str) -> String {
         .unwrap_or_default()
 }
 
-/// [`cpu_description`] of the text of a `/proc/cpuinfo`.
+/// The kind of CPU and how many of it this process sees, from the text of a `/proc/cpuinfo`: its
+/// model name, family and model, e.g. `AMD EPYC (family 25, model 17), 2 cores` (empty where
+/// there is none).
 pub fn cpu_from_cpuinfo(info: &str) -> String {
     let cores = info
         .lines()
@@ -400,7 +395,7 @@ pub struct CrateRun {
     /// code in all its sittings (empty in runs before it was kept).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
-    /// [`cpu_description`] of the machine: the rounds of a row resumed elsewhere must be timed on
+    /// [`cpu_from_cpuinfo`] of the machine: the rounds of a row resumed elsewhere must be timed on
     /// the same kind of CPU (empty in runs before it was kept).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cpu: String,
